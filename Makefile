@@ -1,0 +1,58 @@
+# posenc: two commands for a learner (make lab, make test); the rest are helpers.
+#
+#   make lab                  create .venv if missing, install, open JupyterLab on the course
+#   make test                 create .venv if missing, run the whole suite
+#   make TORCH=torch==2.5.1   use another torch build (any pip requirement works)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TORCH  ?= torch==2.13.0
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The env is rebuilt when pyproject.toml or the torch requirement changes.
+STAMP  := $(VENV)/.stamp-$(shell cat pyproject.toml | sha256sum | cut -c1-12)-$(shell echo '$(TORCH)' | sha256sum | cut -c1-8)
+# Colourless kernel tracebacks and no JupyterLab news pop-ups: settings kept in the repo.
+export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
+export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test env notebooks solutions grade lint format clean
+
+env: $(STAMP)
+
+$(STAMP):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "posenc needs Python >= 3.11, found " + sys.version' 
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '$(TORCH)'
+	$(PY) -m pip install --quiet -e '.[dev]' '$(TORCH)'
+	$(PY) -m ipykernel install --sys-prefix --name posenc --display-name "Python (posenc)" >/dev/null
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab $(LAB_ROOT) --notebook-dir=$(CURDIR) notebooks/00_attention_has_no_order.ipynb
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/pytest tests solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -p no:cacheprovider
+
+notebooks: $(STAMP)
+	$(PY) -m posenc.notebook_tools solutions notebooks
+
+solutions: $(STAMP)
+	$(PY) -m posenc.notebook_tools --execute solutions
+
+grade: $(STAMP)
+	$(PY) -m posenc.grading --exit-zero notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Scaled dot-product attention, written out, and the test that shows it has no sense of order.
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + B) V          (Vaswani et al., 2017, eq. 1)
+
+``B`` is an optional additive bias (relative-position schemes such as T5 and ALiBi add one);
+a causal mask sets B[i, j] = −∞ for keys j after query i.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def causal_mask(q_len: int, k_len: int | None = None, device=None) -> Tensor:
+    """Boolean (q_len, k_len) mask, True where query i may see key j.
+
+    Aligned to the end: the last query sits at the last key, as in decoding with a KV cache,
+    so query i stands at absolute position i + (k_len − q_len) and sees keys j ≤ that position.
+    """
+    k_len = q_len if k_len is None else k_len
+    if q_len < 0 or k_len < q_len:
+        raise ValueError(f"need 0 <= q_len <= k_len, got q_len={q_len}, k_len={k_len}")
+    offset = k_len - q_len
+    i = torch.arange(q_len, device=device)[:, None]  # (q_len, 1)
+    j = torch.arange(k_len, device=device)[None, :]  # (1, k_len)
+    return j <= i + offset  # (q_len, k_len)
+
+
+def attention_weights(
+    q: Tensor, k: Tensor, *, causal: bool = False, bias: Tensor | None = None
+) -> Tensor:
+    """softmax(Q Kᵀ / √d_k + B) over the keys.  q: (..., q_len, d_k), k: (..., k_len, d_k)."""
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., q_len, k_len)
+    if bias is not None:
+        scores = scores + bias
+    if causal:
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)  # each row sums to 1
+
+
+def scaled_dot_product_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, bias: Tensor | None = None
+) -> Tensor:
+    """softmax(Q Kᵀ / √d_k + B) V.  Returns (..., q_len, d_v)."""
+    return attention_weights(q, k, causal=causal, bias=bias) @ v
+
+
+def self_attention(
+    x: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, causal: bool = False
+) -> Tensor:
+    """Single-head self-attention of a sequence with itself.
+
+    x: (..., seq, d_model); w_q, w_k: (d_model, d_k); w_v: (d_model, d_v).
+    Returns (..., seq, d_v). No position information enters anywhere.
+    """
+    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (..., seq, d_k), (..., seq, d_k), (..., seq, d_v)
+    return scaled_dot_product_attention(q, k, v, causal=causal)
+
+
+def permutation_equivariance_gap(attn_fn: Callable[[Tensor], Tensor], x: Tensor, perm) -> float:
+    """max |attn_fn(P x) − P attn_fn(x)| for the permutation ``perm`` of the sequence axis.
+
+    x: (..., seq, d). Zero (up to rounding) means shuffling the tokens merely shuffles the
+    outputs the same way: the function cannot tell which token came first.
+    """
+    perm = torch.as_tensor(perm, dtype=torch.long)
+    shuffled_then_attend = attn_fn(x[..., perm, :])  # (..., seq, d_out)
+    attend_then_shuffle = attn_fn(x)[..., perm, :]  # (..., seq, d_out)
+    return (shuffled_then_attend - attend_then_shuffle).abs().max().item()

@@ -1,0 +1,15 @@
+"""Graders for the course's exercises.
+
+    from posenc.grading import check
+    check("self_attention", self_attention)   # ✔ self_attention: 8/8 checks passed
+
+One module per notebook registers its exercises; :data:`EXERCISES` maps each exercise name
+to the notebook (file stem) that asks for it.
+"""
+
+from posenc.grading import nb00_attention  # noqa: F401  (registers the exercises)
+from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
+
+EXERCISES: dict[str, str] = {name: ex.notebook for name, ex in REGISTRY.items()}
+
+__all__ = ["EXERCISES", "CheckFailed", "CheckResult", "check", "run_cases"]

@@ -1,0 +1,5 @@
+import sys
+
+from posenc.grading.runner import main
+
+sys.exit(main())

@@ -1,0 +1,26 @@
+"""Where code runs and how it is seeded: the two helpers every notebook calls first."""
+
+from __future__ import annotations
+
+import os
+import random
+
+
+def device():
+    """Return ``torch.device("cuda")`` when a CUDA GPU is visible, else ``torch.device("cpu")``."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that a run can be repeated exactly."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    import numpy as np
+    import torch
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

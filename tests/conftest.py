@@ -1,0 +1,33 @@
+"""Shared test set-up: no network for the code under test, and paths to the course folders."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ROOT / "notebooks"
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self, address, *args, **kwargs):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            allowed = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            allowed = host == "localhost"
+        if not allowed:
+            raise RuntimeError(f"tests must not use the network (tried to connect to {host})")
+    return _real_connect(self, address, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Refuse any connection that leaves this machine; loopback (Jupyter kernels) is fine."""
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)

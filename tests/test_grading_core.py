@@ -1,0 +1,85 @@
+"""check(): one stable line, an error on failure, hints for exceptions, shapes and dtypes."""
+
+import json
+
+import pytest
+import torch
+
+from posenc.attention import self_attention
+from posenc.grading import EXERCISES, CheckFailed, check
+from posenc.grading.core import GRADE_LOG_ENV, Mismatch, expect_tensor
+
+
+def test_pass_prints_exactly_one_line(capsys):
+    assert check("self_attention", self_attention) is None
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert out.startswith("✔ self_attention: ") and out.rstrip().endswith("checks passed")
+    k, total = out.split(": ")[1].split(" ")[0].split("/")
+    assert k == total and int(total) >= 5
+
+
+def test_failure_prints_one_line_and_raises(capsys):
+    def lazy(x, w_q, w_k, w_v, causal=False):
+        raise NotImplementedError()
+
+    with pytest.raises(CheckFailed) as err:
+        check("self_attention", lazy)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("✘ self_attention: 0/")
+    assert "NotImplementedError" in out
+    # Jupyter renders the error as that single line, not a traceback.
+    assert err.value._render_traceback_() == [out.rstrip("\n")]
+
+
+def test_raises_false_returns_result_and_prints_nothing(capsys):
+    result = check("self_attention", lambda *a, **k: 1 / 0, raises=False)
+    assert capsys.readouterr().out == ""
+    assert not result.passed and result.n_passed == 0 and result.n_total > 0
+    assert "ZeroDivisionError" in result.hint
+
+
+def test_unknown_name_lists_the_known_exercises():
+    with pytest.raises(KeyError) as err:
+        check("sinusoidal_encodin", self_attention)
+    assert "self_attention" in str(err.value)
+
+
+def test_exercises_map_names_to_existing_notebooks():
+    from conftest import SOLUTIONS
+
+    stems = {p.stem for p in SOLUTIONS.glob("*.ipynb")}
+    assert EXERCISES and set(EXERCISES.values()) <= stems
+
+
+def test_not_callable_is_a_failure_not_a_crash():
+    result = check("self_attention", 42, raises=False)
+    assert not result.passed and "function" in result.hint
+
+
+@pytest.mark.parametrize(
+    "out, needle",
+    [
+        ([1.0, 2.0], "expected a torch.Tensor"),
+        (torch.zeros(3, 2), "transpose"),
+        (torch.zeros(5), "shape (5,)"),
+        (torch.zeros(2, 3, dtype=torch.float16), "dtype torch.float16"),
+        (torch.full((2, 3), float("nan")), "NaN"),
+        (torch.ones(2, 3), "values differ"),
+    ],
+)
+def test_expect_tensor_names_what_is_wrong(out, needle):
+    with pytest.raises(Mismatch) as err:
+        expect_tensor(out, torch.zeros(2, 3), "case")
+    assert needle in err.value.hint
+
+
+def test_grade_log_records_each_check(tmp_path, monkeypatch, capsys):
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv(GRADE_LOG_ENV, str(log))
+    check("self_attention", self_attention)
+    with pytest.raises(CheckFailed):
+        check("self_attention", lambda *a, **k: None)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["passed"] for e in entries] == [True, False]
+    assert entries[1]["hint"]
