@@ -12,7 +12,29 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+
+class PositionScheme(nn.Module):
+    """The one small interface through which a position scheme reaches attention.
+
+    A scheme can act at three places; each default does nothing (that is NoPE):
+
+    * ``embed(x, positions)``: absolute schemes add a vector to each token embedding;
+    * ``rotate(q, k, positions)``: RoPE turns queries and keys by position-dependent angles;
+    * ``bias(q_len, k_len)``: T5 and ALiBi add a (heads, q_len, k_len) term to the scores.
+
+    ``positions`` are absolute token positions, shape (seq,).
+    """
+
+    def embed(self, x: Tensor, positions: Tensor) -> Tensor:
+        return x
+
+    def rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        return q, k
+
+    def bias(self, q_len: int, k_len: int) -> Tensor | None:
+        return None
 
 
 def causal_mask(q_len: int, k_len: int | None = None, device=None) -> Tensor:

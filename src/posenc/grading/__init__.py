@@ -7,7 +7,11 @@ One module per notebook registers its exercises; :data:`EXERCISES` maps each exe
 to the notebook (file stem) that asks for it.
 """
 
-from posenc.grading import nb00_attention  # noqa: F401  (registers the exercises)
+from posenc.grading import (  # noqa: F401  (importing a module registers its exercises)
+    nb00_attention,
+    nb01_learned,
+    nb02_sinusoidal,
+)
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 
 EXERCISES: dict[str, str] = {name: ex.notebook for name, ex in REGISTRY.items()}

@@ -1,0 +1,97 @@
+"""A task small enough to train in seconds on a CPU, that cannot be solved without positions.
+
+**Look-back:** read random tokens; at every position t ≥ k, predict the token seen k places
+earlier. A causal attention head solves it by attending from t to t − k, which it can only find
+if the embeddings carry position. Notebooks 01 and 02 train it to look at the learned table
+and to see what happens past the training length.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from posenc.attention import PositionScheme, scaled_dot_product_attention
+
+
+class LookbackModel(nn.Module):
+    """Token embedding + position scheme → one causal attention head (residual) → logits."""
+
+    def __init__(self, scheme: PositionScheme, vocab: int = 16, dim: int = 32):
+        super().__init__()
+        self.scheme = scheme
+        self.tok = nn.Embedding(vocab, dim)
+        self.w_q = nn.Linear(dim, dim, bias=False)
+        self.w_k = nn.Linear(dim, dim, bias=False)
+        self.w_v = nn.Linear(dim, dim, bias=False)
+        self.unembed = nn.Linear(dim, vocab)
+
+    def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
+        """ids: (batch, seq) -> logits (batch, seq, vocab)."""
+        positions = torch.arange(ids.shape[-1]) if positions is None else positions
+        h = self.scheme.embed(self.tok(ids), positions)  # (batch, seq, dim)
+        q, k = self.scheme.rotate(self.w_q(h), self.w_k(h), positions)
+        a = scaled_dot_product_attention(q, k, self.w_v(h), causal=True)  # (batch, seq, dim)
+        return self.unembed(h + a)
+
+
+def lookback_batch(
+    batch: int, seq_len: int, vocab: int, lookback: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Random token ids (batch, seq_len) and targets: the id ``lookback`` places earlier."""
+    ids = torch.randint(vocab, (batch, seq_len), generator=generator)
+    targets = torch.roll(ids, lookback, dims=1)
+    targets[:, :lookback] = -100  # nothing to look back at: ignored by the loss
+    return ids, targets
+
+
+def train_lookback(
+    scheme: PositionScheme,
+    *,
+    seq_len: int = 64,
+    lookback: int = 2,
+    vocab: int = 16,
+    dim: int = 32,
+    steps: int = 600,
+    batch: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> tuple[LookbackModel, list[float]]:
+    """Train a :class:`LookbackModel` with Adam; return it and the loss of every step."""
+    if lookback < 1 or lookback >= seq_len:
+        raise ValueError(f"lookback must be in [1, seq_len), got {lookback} with seq_len={seq_len}")
+    torch.manual_seed(seed)
+    model = LookbackModel(scheme, vocab, dim)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        ids, targets = lookback_batch(batch, seq_len, vocab, lookback, g)
+        logits = model(ids)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model, losses
+
+
+@torch.no_grad()
+def lookback_accuracy(
+    model: LookbackModel,
+    seq_len: int,
+    *,
+    lookback: int = 2,
+    positions: Tensor | None = None,
+    n: int = 256,
+    seed: int = 1,
+) -> Tensor:
+    """Accuracy at each position t ≥ lookback on ``n`` fresh sequences.  Returns (seq_len,),
+    NaN for the first ``lookback`` positions (no target there)."""
+    vocab = model.tok.num_embeddings
+    ids, targets = lookback_batch(n, seq_len, vocab, lookback, torch.Generator().manual_seed(seed))
+    correct = (model(ids, positions).argmax(-1) == targets).float()  # (n, seq_len)
+    accuracy = correct.mean(0)
+    accuracy[:lookback] = float("nan")
+    return accuracy

@@ -1,0 +1,71 @@
+"""Learned absolute positions: the table, its hard limit, and the ways around it."""
+
+import pytest
+import torch
+
+from posenc.learned import (
+    LearnedPositionalEmbedding,
+    clamped_positions,
+    embed_with_positions,
+    interpolate_table,
+    max_usable_length,
+)
+
+
+def test_lookup_by_length_and_by_positions():
+    torch.manual_seed(0)
+    emb = LearnedPositionalEmbedding(16, 4)
+    assert emb(5).shape == (5, 4)
+    torch.testing.assert_close(emb(torch.tensor([[3, 1]])), emb.weight[[3, 1]][None])
+    assert sum(p.numel() for p in emb.parameters()) == 16 * 4
+
+
+@pytest.mark.parametrize("bad", [16, 100, -1])
+def test_positions_outside_the_table_raise_value_error_naming_max_len(bad):
+    emb = LearnedPositionalEmbedding(16, 4)
+    with pytest.raises(ValueError, match="max_len=16"):
+        emb(torch.tensor([0, bad]))
+
+
+def test_length_beyond_table_raises_and_float_positions_refused():
+    emb = LearnedPositionalEmbedding(8, 2)
+    with pytest.raises(ValueError, match="max_len"):
+        emb(9)
+    with pytest.raises(ValueError, match="integer"):
+        emb(torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="max_len"):
+        LearnedPositionalEmbedding(0, 4)
+
+
+def test_embed_adds_and_trains():
+    emb = LearnedPositionalEmbedding(10, 3)
+    x = torch.zeros(2, 4, 3)
+    out = emb.embed(x, torch.arange(4))
+    torch.testing.assert_close(out, emb.weight[:4].expand(2, 4, 3))
+    out.sum().backward()
+    assert emb.weight.grad[:4].abs().sum() > 0 and emb.weight.grad[4:].abs().sum() == 0
+
+
+def test_clamp_maps_everything_past_the_table_to_the_last_row():
+    assert clamped_positions(torch.arange(6), 4).tolist() == [0, 1, 2, 3, 3, 3]
+
+
+def test_interpolation_keeps_end_rows_and_blends_between():
+    table = torch.tensor([[0.0, 10.0], [2.0, 30.0], [4.0, 50.0]])
+    out = interpolate_table(table, 5)
+    assert out.shape == (5, 2)
+    torch.testing.assert_close(out[0], table[0])
+    torch.testing.assert_close(out[-1], table[-1])
+    torch.testing.assert_close(out[1], (table[0] + table[1]) / 2)
+
+
+def test_embed_with_positions_and_usable_length():
+    tokens, positions = torch.randn(5, 3), torch.randn(4, 3)
+    ids = torch.tensor([[1, 2, 3], [0, 0, 4]])
+    out = embed_with_positions(ids, tokens, positions)
+    torch.testing.assert_close(out[1, 2], tokens[4] + positions[2])
+    with pytest.raises(ValueError, match="max_len=4"):
+        embed_with_positions(torch.zeros(5, dtype=torch.long), tokens, positions)
+    assert max_usable_length(torch.zeros(2050, 8), offset=2) == 2048
+    with pytest.raises(ValueError, match="offset"):
+        max_usable_length(torch.zeros(4, 8), offset=4)
