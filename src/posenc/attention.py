@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -94,3 +95,64 @@ def permutation_equivariance_gap(attn_fn: Callable[[Tensor], Tensor], x: Tensor,
     shuffled_then_attend = attn_fn(x[..., perm, :])  # (..., seq, d_out)
     attend_then_shuffle = attn_fn(x)[..., perm, :]  # (..., seq, d_out)
     return (shuffled_then_attend - attend_then_shuffle).abs().max().item()
+
+
+def sdpa_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, bias: Tensor | None = None, causal: bool = True
+) -> Tensor:
+    """Attention through ``torch.nn.functional.scaled_dot_product_attention``, minding its
+    two pitfalls:
+
+    * ``is_causal=True`` together with ``attn_mask`` is an error, so with a bias the causal
+      mask is folded into the bias as −inf;
+    * ``is_causal=True`` aligns the mask to the *top-left* when q_len ≠ k_len (query 0 sees
+      key 0 only), which is wrong for decoding with a cache; we pass an explicit mask
+      aligned to the end instead.
+
+    q: (..., q_len, d), k, v: (..., k_len, d); bias broadcastable to (..., q_len, k_len).
+    """
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    if bias is None:
+        if not causal or q_len == k_len:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=causal_mask(q_len, k_len, device=q.device)
+        )
+    bias = bias.to(q.dtype)
+    if causal:
+        bias = bias.masked_fill(~causal_mask(q_len, k_len, device=q.device), float("-inf"))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head (causal) self-attention that takes any position scheme.
+
+    The scheme acts through :class:`PositionScheme`: ``rotate`` on q and k (RoPE), ``bias`` on
+    the scores (T5, ALiBi). Absolute schemes act before this layer, on the embeddings.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        scheme: PositionScheme | None = None,
+        *,
+        causal: bool = True,
+    ):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.num_heads, self.causal = num_heads, causal
+        self.scheme = scheme if scheme is not None else PositionScheme()
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
+        """x: (batch, seq, d_model) -> (batch, seq, d_model)."""
+        batch, seq, d_model = x.shape
+        positions = torch.arange(seq, device=x.device) if positions is None else positions
+        q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = self.scheme.rotate(q, k, positions)  # each (batch, heads, seq, head_dim)
+        bias = self.scheme.bias(seq, seq)  # (heads, seq, seq) or None
+        y = sdpa_attention(q, k, v, bias=bias, causal=self.causal)
+        return self.out(y.transpose(1, 2).reshape(batch, seq, d_model))
