@@ -11,6 +11,9 @@ from posenc.grading import (  # noqa: F401  (importing a module registers its ex
     nb00_attention,
     nb01_learned,
     nb02_sinusoidal,
+    nb03_relative_bias,
+    nb04_rope,
+    nb05_alibi,
 )
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 

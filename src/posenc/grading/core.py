@@ -116,8 +116,14 @@ def run_cases(name: str, fn: Callable) -> CheckResult:
             case.run(fn)
         except Mismatch as mismatch:
             failures.append(mismatch)
-        except Exception as err:  # the learner's function raised
-            failures.append(_describe_exception(err))
+        except Exception as err:  # the output broke the comparison itself (e.g. not a tensor)
+            message = (str(err).strip().splitlines() or [""])[0][:120]
+            failures.append(
+                Mismatch(
+                    f"{case.label}: your output could not be checked "
+                    f"({type(err).__name__}: {message})"
+                )
+            )
     n_passed = len(cases) - len(failures)
     if not failures:
         return CheckResult(name, True, n_passed, len(cases))
@@ -165,9 +171,13 @@ def randn(*shape: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.T
 
 
 def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn`` on clones of tensor arguments, so it cannot change the grader's inputs."""
+    """Call the learner's ``fn`` on clones of tensor arguments (so it cannot change the
+    grader's inputs); an exception inside it becomes a Mismatch that names it."""
     cloned = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    return fn(*cloned, **kwargs)
+    try:
+        return fn(*cloned, **kwargs)
+    except Exception as err:
+        raise _describe_exception(err) from err
 
 
 def close(

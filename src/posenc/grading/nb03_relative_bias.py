@@ -1,0 +1,188 @@
+"""Graders for notebook 03 · Relative position: from Shaw et al. to T5 buckets."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from posenc.grading.core import Case, Mismatch, Mistakes, call, exercise, expect_tensor, randn
+from posenc.relative_bias import relative_bias_matrix, relative_positions, t5_relative_bucket
+
+NOTEBOOK = "03_relative_bias"
+
+
+def _bucket_variant(
+    rel,
+    bidirectional,
+    num_buckets,
+    max_distance,
+    *,
+    small="<",
+    scale="log",
+    cap=True,
+    rounding="floor",
+    future="zero",
+):
+    """T5 buckets with one knob turned: the models of classic mistakes."""
+    rel = rel.long()
+    n, buckets = num_buckets, torch.zeros_like(rel)
+    if bidirectional:
+        n //= 2
+        buckets = buckets + (rel > 0).long() * n
+        distance = rel.abs()
+    else:
+        distance = rel.abs() if future == "abs" else (-rel).clamp(min=0)
+    max_exact = n // 2
+    is_small = distance < max_exact if small == "<" else distance <= max_exact
+    d = distance.clamp(min=1).double()
+    if scale == "log":
+        frac = torch.log(d / max_exact) / math.log(max_distance / max_exact)
+    else:
+        frac = (d - max_exact) / (max_distance - max_exact)
+    raw = frac * (n - max_exact)
+    large = max_exact + (raw.round() if rounding == "round" else raw.floor()).long()
+    if cap:
+        large = large.clamp(max=n - 1)
+    return buckets + torch.where(is_small, distance, large)
+
+
+def _bucket_mistakes(rel, bidirectional, num_buckets, max_distance) -> Mistakes:
+    args = (rel, bidirectional, num_buckets, max_distance)
+    m = {
+        "bidirectional and unidirectional confused: with bidirectional=True, keys after the "
+        "query get their own half of the buckets": lambda: t5_relative_bucket(
+            rel,
+            bidirectional=not bidirectional,
+            num_buckets=num_buckets,
+            max_distance=max_distance,
+        ),
+        "linear buckets past the exact range; T5 spaces them on a log scale up to "
+        "max_distance": lambda: _bucket_variant(*args, scale="linear"),
+        "off by one at the exact/log boundary: distances < num_buckets/2 (of the half in use) "
+        "are exact, the boundary itself is the first log bucket": lambda: _bucket_variant(
+            *args, small="<="
+        ),
+        "offset sign flipped: relative_position is key − query (j − i), positive for keys "
+        "after the query": lambda: t5_relative_bucket(
+            -rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+        ),
+        "distances beyond max_distance must share the last bucket (cap at num_buckets − 1 of "
+        "the half)": lambda: _bucket_variant(*args, cap=False),
+        "log bucket rounded; T5 truncates toward zero (.long() / floor)": lambda: _bucket_variant(
+            *args, rounding="round"
+        ),
+    }
+    if not bidirectional:
+        m["unidirectional: keys after the query (j − i > 0) all go to bucket 0, not by |j − i|"] = (
+            lambda: _bucket_variant(*args, future="abs")
+        )
+    return Mistakes(m)
+
+
+def _bucket_case(
+    label, rel, bidirectional=True, num_buckets=32, max_distance=128, defaults=False
+) -> Case:
+    def run(fn):
+        if defaults:
+            out = call(fn, rel)
+        else:
+            out = call(
+                fn,
+                rel,
+                bidirectional=bidirectional,
+                num_buckets=num_buckets,
+                max_distance=max_distance,
+            )
+        expected = t5_relative_bucket(
+            rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+        )
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            raise Mismatch(
+                f"{label}: returned floats; bucket indices are integers (long)", specific=True
+            )
+        mistakes = _bucket_mistakes(rel, bidirectional, num_buckets, max_distance)
+        expect_tensor(out, expected, label, mistakes, atol=0, rtol=0, check_dtype=False)
+
+    return Case(label, run)
+
+
+@exercise("t5_relative_bucket", NOTEBOOK)
+def t5_relative_bucket_cases() -> list[Case]:
+    wide = torch.arange(-300, 301)
+    return [
+        _bucket_case("offsets −300 … 300, defaults (bidirectional, 32, 128)", wide, defaults=True),
+        _bucket_case("offsets −300 … 300, unidirectional", wide, False),
+        _bucket_case("16 buckets, max_distance 64", wide, True, 16, 64),
+        _bucket_case(
+            "unidirectional, 64 buckets, max_distance 256", torch.arange(-1000, 50), False, 64, 256
+        ),
+        _bucket_case("a (20, 20) matrix of offsets", relative_positions(20, 20)),
+        _bucket_case(
+            "far offsets (±10⁴) with 8 buckets, max_distance 20",
+            torch.tensor([-10_000, -21, -20, -19, -3, -2, 0, 2, 3, 19, 20, 10_000]),
+            True,
+            8,
+            20,
+        ),
+    ]
+
+
+# --- relative_bias_matrix -----------------------------------------------------------------
+
+
+def _matrix_mistakes(table, q_len, k_len, bidirectional, max_distance) -> Mistakes:
+    def with_offsets(rel, bidi=bidirectional):
+        b = t5_relative_bucket(
+            rel, bidirectional=bidi, num_buckets=table.shape[0], max_distance=max_distance
+        )
+        return table[b].permute(2, 0, 1)
+
+    top_left = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]
+    return Mistakes(
+        {
+            "offsets computed as query − key; T5 uses key − query (j − i)": lambda: with_offsets(
+                -relative_positions(q_len, k_len)
+            ),
+            "queries aligned to the start of the keys; with q_len < k_len (a cache) the queries "
+            "are the last q_len positions": lambda: with_offsets(top_left),
+            "bidirectional flag not passed on to the buckets": lambda: with_offsets(
+                relative_positions(q_len, k_len), not bidirectional
+            ),
+        }
+    )
+
+
+def _matrix_case(label, seed, buckets, heads, q_len, k_len, bidirectional, max_distance) -> Case:
+    def run(fn):
+        table = randn(buckets, heads, seed=seed)
+        out = call(fn, table, q_len, k_len, bidirectional=bidirectional, max_distance=max_distance)
+        expected = relative_bias_matrix(
+            table, q_len, k_len, bidirectional=bidirectional, max_distance=max_distance
+        )
+        if isinstance(out, torch.Tensor) and out.shape == (q_len, k_len, heads) != expected.shape:
+            raise Mismatch(
+                f"{label}: shape (q_len, k_len, heads); put heads first: .permute(2, 0, 1)",
+                specific=True,
+            )
+        mistakes = _matrix_mistakes(table, q_len, k_len, bidirectional, max_distance)
+        expect_tensor(out, expected, label, mistakes)
+
+    return Case(label, run)
+
+
+@exercise("relative_bias_matrix", NOTEBOOK)
+def relative_bias_matrix_cases() -> list[Case]:
+    return [
+        _matrix_case("32 buckets, 1 head, 10 × 10, bidirectional", 0, 32, 1, 10, 10, True, 128),
+        _matrix_case(
+            "32 buckets, 12 heads, 40 × 40, causal decoder", 1, 32, 12, 40, 40, False, 128
+        ),
+        _matrix_case(
+            "16 buckets, 4 heads, 3 queries × 50 keys (cache)", 2, 16, 4, 3, 50, False, 64
+        ),
+        _matrix_case(
+            "16 buckets, 2 heads, 1 query × 200 keys, bidirectional", 3, 16, 2, 1, 200, True, 32
+        ),
+        _matrix_case("8 buckets, 3 heads, 20 × 20, bidirectional", 4, 8, 3, 20, 20, True, 16),
+    ]
