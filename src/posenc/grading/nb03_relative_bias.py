@@ -33,15 +33,16 @@ def _bucket_variant(
         distance = rel.abs()
     else:
         distance = rel.abs() if future == "abs" else (-rel).clamp(min=0)
-    max_exact = n // 2
-    is_small = distance < max_exact if small == "<" else distance <= max_exact
+    max_exact = (num_buckets if small == "unhalved" else n) // 2
+    first_log = max_exact + (1 if small == "<=" else 0)  # "<=": exact range one too long
+    is_small = distance < first_log
     d = distance.clamp(min=1).double()
     if scale == "log":
         frac = torch.log(d / max_exact) / math.log(max_distance / max_exact)
     else:
         frac = (d - max_exact) / (max_distance - max_exact)
-    raw = frac * (n - max_exact)
-    large = max_exact + (raw.round() if rounding == "round" else raw.floor()).long()
+    raw = frac * (n - first_log)
+    large = first_log + (raw.round() if rounding == "round" else raw.floor()).long()
     if cap:
         large = large.clamp(max=n - 1)
     return buckets + torch.where(is_small, distance, large)
@@ -63,6 +64,8 @@ def _bucket_mistakes(rel, bidirectional, num_buckets, max_distance) -> Mistakes:
         "are exact, the boundary itself is the first log bucket": lambda: _bucket_variant(
             *args, small="<="
         ),
+        "exact range taken from num_buckets before halving it; in bidirectional mode the "
+        "exact range is half of *each* half": lambda: _bucket_variant(*args, small="unhalved"),
         "offset sign flipped: relative_position is key − query (j − i), positive for keys "
         "after the query": lambda: t5_relative_bucket(
             -rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance

@@ -1,0 +1,145 @@
+"""Notebook 03 graders reject the classic mistakes and accept right answers."""
+
+import math
+
+import pytest
+import torch
+from conftest import SOLUTIONS
+from grader_helpers import assert_accepted, assert_rejected
+from solution_code import solution_namespace
+
+from posenc.relative_bias import relative_bias_matrix, t5_relative_bucket
+
+NB = SOLUTIONS / "03_relative_bias.ipynb"
+
+
+def _bucket(
+    rel,
+    bidirectional=True,
+    num_buckets=32,
+    max_distance=128,
+    *,
+    flip_bidi=False,
+    linear=False,
+    boundary="<",
+    sign=1,
+    cap=True,
+    rounding=False,
+    future_abs=False,
+):
+    """A learner-style T5 bucket with switches for each classic mistake."""
+    rel = sign * rel.long()
+    bidirectional = bidirectional != flip_bidi
+    out = torch.zeros_like(rel)
+    n = num_buckets
+    if bidirectional:
+        n //= 2
+        out += (rel > 0).long() * n
+        dist = rel.abs()
+    else:
+        dist = rel.abs() if future_abs else torch.clamp(-rel, min=0)
+    exact = (num_buckets if boundary == "unhalved" else n) // 2
+    if boundary == "<=":  # exact buckets 0 … exact inclusive, log buckets start one later
+        small = dist <= exact
+        d = dist.clamp(min=1).float()
+        val = torch.log(d / exact) / math.log(max_distance / exact) * (n - exact - 1)
+        large = exact + 1 + val.long()
+        return out + torch.where(small, dist, torch.clamp(large, max=n - 1))
+    small = dist < exact
+    d = dist.clamp(min=1).float()
+    if linear:
+        frac = (d - exact) / (max_distance - exact)
+    else:
+        frac = torch.log(d / exact) / math.log(max_distance / exact)
+    val = frac * (n - exact)
+    large = exact + (torch.round(val) if rounding else val).long()
+    if cap:
+        large = torch.clamp(large, max=n - 1)
+    return out + torch.where(small, dist, large)
+
+
+def _named(doc, **switches):
+    def fn(rel, bidirectional=True, num_buckets=32, max_distance=128):
+        return _bucket(rel, bidirectional, num_buckets, max_distance, **switches)
+
+    fn.__doc__ = doc
+    return fn
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_named("uni/bidirectional confused", flip_bidi=True), "confused"),
+        (_named("linear instead of log buckets", linear=True), "linear"),
+        (_named("<= at the exact/log boundary", boundary="<="), "off by one"),
+        (_named("query − key offsets", sign=-1), "sign flipped"),
+        (_named("exact range from num_buckets before halving", boundary="unhalved"), "halving"),
+        (_named("no cap at the last bucket", cap=False), "last bucket"),
+        (_named("rounds the log bucket", rounding=True), "rounded"),
+        (_named("future keys by |j − i| in a decoder", future_abs=True), "bucket 0"),
+    ],
+)
+def test_bucket_grader_rejects(wrong, hint):
+    assert_rejected("t5_relative_bucket", wrong, hint)
+
+
+def test_float_buckets_rejected():
+    def floats(rel, bidirectional=True, num_buckets=32, max_distance=128):
+        return t5_relative_bucket(
+            rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+        ).float()
+
+    assert_rejected("t5_relative_bucket", floats, "integers")
+
+
+def _matrix(
+    table,
+    q_len,
+    k_len,
+    bidirectional=True,
+    max_distance=128,
+    *,
+    sign=1,
+    top_left=False,
+    bidi_ignored=False,
+    keep_heads_last=False,
+):
+    i = torch.arange(q_len)[:, None] + (0 if top_left else k_len - q_len)
+    rel = sign * (torch.arange(k_len)[None, :] - i)
+    b = t5_relative_bucket(
+        rel,
+        bidirectional=True if bidi_ignored else bidirectional,
+        num_buckets=table.shape[0],
+        max_distance=max_distance,
+    )
+    out = table[b]
+    return out if keep_heads_last else out.permute(2, 0, 1)
+
+
+def _m(doc, **switches):
+    def fn(table, q_len, k_len, *, bidirectional=True, max_distance=128):
+        return _matrix(table, q_len, k_len, bidirectional, max_distance, **switches)
+
+    fn.__doc__ = doc
+    return fn
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_m("i − j offsets", sign=-1), "query − key"),
+        (_m("queries aligned to the start", top_left=True), "aligned to the start"),
+        (_m("bidirectional ignored", bidi_ignored=True), "bidirectional"),
+        (_m("heads last", keep_heads_last=True), "heads first"),
+    ],
+)
+def test_bias_matrix_grader_rejects(wrong, hint):
+    assert_rejected("relative_bias_matrix", wrong, hint)
+
+
+def test_reference_and_solution_answers_pass():
+    assert_accepted("t5_relative_bucket", t5_relative_bucket)
+    assert_accepted("relative_bias_matrix", relative_bias_matrix)
+    ns = solution_namespace(NB)
+    assert_accepted("t5_relative_bucket", ns["t5_relative_bucket"])
+    assert_accepted("relative_bias_matrix", ns["relative_bias_matrix"])

@@ -1,0 +1,197 @@
+"""Notebook 04 graders reject the classic mistakes and accept right answers."""
+
+import pytest
+import torch
+from conftest import SOLUTIONS
+from grader_helpers import assert_accepted, assert_rejected
+from solution_code import solution_namespace
+
+from posenc.attention import scaled_dot_product_attention
+from posenc.grading.nb04_rope import rope_attention_reference
+from posenc.rope import apply_rope, rope_frequencies
+
+NB = SOLUTIONS / "04_rope.ipynb"
+
+
+def freq_arange_dim(dim, base=10000.0):
+    """exponent over arange(dim)"""
+    return 1.0 / base ** (torch.arange(dim).float() / dim)
+
+
+def freq_i_over_d(dim, base=10000.0):
+    """exponent i/d with d/2 values"""
+    return 1.0 / base ** (torch.arange(dim // 2).float() / dim)
+
+
+def freq_positive(dim, base=10000.0):
+    """base^(+2i/d)"""
+    return base ** (torch.arange(0, dim, 2).float() / dim)
+
+
+def freq_float64(dim, base=10000.0):
+    """returns float64"""
+    return 1.0 / base ** (torch.arange(0, dim, 2).double() / dim)
+
+
+def freq_ignores_base(dim, base=10000.0):
+    """hard-codes 10000"""
+    return 1.0 / 10000.0 ** (torch.arange(0, dim, 2).float() / dim)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (freq_arange_dim, "one per pair"),
+        (freq_i_over_d, "i/d"),
+        (freq_positive, "positive exponent"),
+        (freq_float64, "dtype"),
+        (freq_ignores_base, "base argument"),
+    ],
+)
+def test_frequency_grader_rejects(wrong, hint):
+    assert_rejected("rope_frequencies", wrong, hint)
+
+
+def _rope(
+    x,
+    positions,
+    base=10000.0,
+    *,
+    layout="half",
+    sign=1,
+    swap=False,
+    shift=0,
+    exponent_step=2,
+    angle_dtype=torch.float32,
+    first_half_only=False,
+):
+    """A learner-style RoPE with switches for each classic mistake."""
+    dim = x.shape[-1]
+    inv = 1.0 / base ** (torch.arange(0, dim, exponent_step)[: dim // 2].float() / dim)
+    ang = ((positions + shift).to(angle_dtype)[:, None] * inv.to(angle_dtype)).float()
+    cos, sin = (ang.sin(), ang.cos()) if swap else (ang.cos(), ang.sin())
+    xf = x.float()
+    if first_half_only:
+        half = dim // 2
+        out = xf.clone()
+        out[..., :half] = apply_rope(
+            xf[..., :half].contiguous(), positions, base=base, layout=layout
+        )
+        return out.to(x.dtype)
+    if layout == "half":
+        x1, x2 = xf[..., : dim // 2], xf[..., dim // 2 :]
+        rot = torch.cat([-x2, x1], -1) if sign > 0 else torch.cat([x2, -x1], -1)
+        out = xf * torch.cat([cos, cos], -1) + rot * torch.cat([sin, sin], -1)
+    else:
+        xe, xo = xf[..., 0::2], xf[..., 1::2]
+        s = sin if sign > 0 else -sin
+        out = torch.stack([xe * cos - xo * s, xe * s + xo * cos], -1).flatten(-2)
+    return out.to(x.dtype)
+
+
+def _named(doc, **switches):
+    def fn(x, positions, base=10000.0):
+        return _rope(x, positions, base, **switches)
+
+    fn.__doc__ = doc
+    return fn
+
+
+HALF_MISTAKES = [
+    (_named("interleaved where half is asked", layout="interleaved"), "interleaved layout"),
+    (_named("rotate_half sign flipped", sign=-1), "sign flipped"),
+    (_named("cos and sin swapped", swap=True), "swapped"),
+    (_named("positions off by one", shift=1), "off by one"),
+    (_named("exponent over arange(dim)", exponent_step=1), "i/d"),
+    (_named("rotates only the first half", first_half_only=True), "first half"),
+    (_named("angles in bfloat16", angle_dtype=torch.bfloat16), "half precision"),
+    (_named("angles in float16", angle_dtype=torch.float16), "float16"),
+]
+
+
+@pytest.mark.parametrize("wrong, hint", HALF_MISTAKES)
+def test_apply_rope_grader_rejects(wrong, hint):
+    assert_rejected("apply_rope", wrong, hint)
+
+
+INTERLEAVED_MISTAKES = [
+    (_named("half where interleaved is asked", layout="half"), "half layout"),
+    (_named("sign flipped", layout="interleaved", sign=-1), "sign flipped"),
+    (_named("cos/sin swapped", layout="interleaved", swap=True), "swapped"),
+    (_named("positions off by one", layout="interleaved", shift=1), "off by one"),
+    (_named("bf16 angles", layout="interleaved", angle_dtype=torch.bfloat16), "half precision"),
+]
+
+
+@pytest.mark.parametrize("wrong, hint", INTERLEAVED_MISTAKES)
+def test_apply_rope_interleaved_grader_rejects(wrong, hint):
+    assert_rejected("apply_rope_interleaved", wrong, hint)
+
+
+def returns_float32_for_bf16(x, positions, base=10000.0):
+    """forgets to cast back to x.dtype"""
+    return apply_rope(x.float(), positions, base=base)
+
+
+def test_dtype_of_result_is_checked():
+    assert_rejected("apply_rope", returns_float32_for_bf16, "cast the result")
+
+
+def _attn(
+    q,
+    k,
+    v,
+    positions,
+    *,
+    rotate_v=False,
+    rotate_q=True,
+    rotate_k=True,
+    causal=True,
+    rotate_output=False,
+):
+    rq = apply_rope(q, positions) if rotate_q else q
+    rk = apply_rope(k, positions) if rotate_k else k
+    rv = apply_rope(v, positions) if rotate_v else v
+    out = scaled_dot_product_attention(rq, rk, rv, causal=causal)
+    return (
+        apply_rope(scaled_dot_product_attention(q, k, v, causal=True), positions)
+        if (rotate_output)
+        else out
+    )
+
+
+def _a(doc, **switches):
+    def fn(q, k, v, positions):
+        return _attn(q, k, v, positions, **switches)
+
+    fn.__doc__ = doc
+    return fn
+
+
+def absolute_position_leak(q, k, v, positions):
+    """adds the raw position to the scores' input"""
+    return rope_attention_reference(q + positions[:, None].float() * 1e-2, k, v, positions)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_a("v rotated too", rotate_v=True), "v was rotated"),
+        (_a("k not rotated", rotate_k=False), "only q"),
+        (_a("q not rotated", rotate_q=False), "only k"),
+        (_a("no causal mask", causal=False), "causal mask"),
+        (_a("rotates the output", rotate_output=True), "output"),
+        (absolute_position_leak, None),
+    ],
+)
+def test_rope_attention_grader_rejects(wrong, hint):
+    assert_rejected("rope_attention", wrong, hint)
+
+
+def test_reference_and_solution_answers_pass():
+    assert_accepted("rope_frequencies", rope_frequencies)
+    assert_accepted("apply_rope", apply_rope)
+    assert_accepted("rope_attention", rope_attention_reference)
+    ns = solution_namespace(NB)
+    for name in ("rope_frequencies", "apply_rope", "apply_rope_interleaved", "rope_attention"):
+        assert_accepted(name, ns[name])

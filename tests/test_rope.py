@@ -1,0 +1,188 @@
+"""RoPE against independent formulations (rotation matrices, complex numbers, HF's formula),
+and its invariants: relative scores, norms, layouts, checkpoints, KV cache, precision."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from posenc.attention import MultiHeadAttention, scaled_dot_product_attention, sdpa_attention
+from posenc.rope import (
+    RotaryEmbedding,
+    apply_rope,
+    apply_rope_complex,
+    half_to_interleaved_permutation,
+    qk_weight_permutation,
+    rope_cos_sin,
+    rope_frequencies,
+)
+
+
+def rotation_matrix(m: int, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """R_Θ,m of the RoFormer paper (eq. 15): block-diagonal 2×2 rotations, interleaved pairs."""
+    r = torch.zeros(dim, dim, dtype=torch.float64)
+    for i in range(dim // 2):
+        a = m * base ** (-2 * i / dim)
+        r[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor(
+            [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]
+        )
+    return r
+
+
+def hf_style(x, positions, base=10000.0):
+    """The Hugging Face Llama formula, re-typed: cat(freqs, freqs), rotate_half."""
+    dim = x.shape[-1]
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    x1, x2 = x[..., : dim // 2], x[..., dim // 2 :]
+    return x * emb.cos() + torch.cat([-x2, x1], dim=-1) * emb.sin()
+
+
+def complex_style(x, positions, base=10000.0):
+    """Meta's reference, re-typed: pairs as complex numbers times e^{i m θ}."""
+    dim = x.shape[-1]
+    theta = 1.0 / (base ** (torch.arange(0, dim, 2).double() / dim))
+    rot = torch.polar(
+        torch.ones(len(positions), dim // 2, dtype=torch.float64),
+        positions.double()[:, None] * theta,
+    )
+    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], dim // 2, 2).contiguous())
+    return torch.view_as_real(z * rot).reshape(x.shape)
+
+
+def test_frequencies():
+    theta = rope_frequencies(8)
+    assert theta.dtype == torch.float32
+    torch.testing.assert_close(theta, torch.tensor([1.0, 0.1, 0.01, 0.001]))
+
+
+def test_interleaved_equals_rotation_matrices():
+    x = torch.randn(6, 8, dtype=torch.float64)
+    ours = apply_rope(x.float(), torch.arange(6), layout="interleaved").double()
+    for m in range(6):
+        torch.testing.assert_close(ours[m], rotation_matrix(m, 8) @ x[m], atol=1e-5, rtol=0)
+
+
+def test_half_matches_hugging_face_formula_and_interleaved_matches_complex():
+    x, pos = torch.randn(2, 4, 11, 32), torch.arange(100, 111)
+    torch.testing.assert_close(apply_rope(x, pos), hf_style(x, pos), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        apply_rope(x, pos, layout="interleaved").double(),
+        complex_style(x, pos),
+        atol=1e-4,
+        rtol=1e-5,
+    )
+    torch.testing.assert_close(
+        apply_rope_complex(x, pos), apply_rope(x, pos, layout="interleaved"), atol=1e-4, rtol=1e-5
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=st.integers(0, 5000),
+    n=st.integers(0, 5000),
+    shift=st.integers(0, 3000),
+    half_dim=st.integers(1, 32),
+    layout=st.sampled_from(["half", "interleaved"]),
+)
+def test_scores_depend_only_on_m_minus_n(m, n, shift, half_dim, layout):
+    g = torch.Generator().manual_seed(m * 7 + n)
+    q, k = torch.randn(1, 2 * half_dim, generator=g), torch.randn(1, 2 * half_dim, generator=g)
+
+    def score(a, b):
+        return (
+            apply_rope(q, torch.tensor([a]), layout=layout)
+            @ apply_rope(k, torch.tensor([b]), layout=layout).T
+        ).item()
+
+    assert math.isclose(score(m, n), score(m + shift, n + shift), abs_tol=2e-3 * half_dim)
+
+
+def test_norms_preserved_and_position_zero_is_identity():
+    x = torch.randn(3, 7, 16)
+    out = apply_rope(x, torch.arange(7) * 1000)
+    torch.testing.assert_close(out.norm(dim=-1), x.norm(dim=-1), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(apply_rope(x[:, :1], torch.tensor([0])), x[:, :1])
+
+
+def test_layouts_are_a_permutation_and_the_weight_permutation_converts_a_checkpoint():
+    perm = half_to_interleaved_permutation(8)
+    x, pos = torch.randn(5, 8), torch.arange(5)
+    torch.testing.assert_close(
+        apply_rope(x[..., perm], pos), apply_rope(x, pos, layout="interleaved")[..., perm]
+    )
+    heads, head_dim, d_model = 3, 8, 12
+    w_inter = torch.randn(heads * head_dim, d_model)  # a q projection trained "interleaved"
+    w_half = w_inter[qk_weight_permutation(heads, head_dim)]
+    h = torch.randn(5, d_model)
+
+    def per_head(w, layout):
+        q = (h @ w.T).view(5, heads, head_dim).transpose(0, 1)  # (heads, seq, head_dim)
+        return apply_rope(q, pos, layout=layout)
+
+    q_i, q_h = per_head(w_inter, "interleaved"), per_head(w_half, "half")
+    # The attention scores of the converted checkpoint are unchanged.
+    torch.testing.assert_close(
+        q_i @ q_i.transpose(-1, -2), q_h @ q_h.transpose(-1, -2), atol=1e-4, rtol=1e-4
+    )
+
+
+def test_partial_rotary_leaves_the_tail_alone():
+    x = torch.randn(4, 10)
+    out = apply_rope(x, torch.arange(4), rotary_dim=6)
+    torch.testing.assert_close(out[:, 6:], x[:, 6:])
+    torch.testing.assert_close(out[:, :6], apply_rope(x[:, :6], torch.arange(4)))
+
+
+def test_batched_positions_broadcast_over_heads():
+    x = torch.randn(2, 3, 5, 8)
+    positions = torch.stack([torch.arange(5), torch.arange(5) + 40])  # (batch, seq)
+    out = apply_rope(x, positions)
+    torch.testing.assert_close(out[1], apply_rope(x[1], torch.arange(5) + 40))
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"x": torch.randn(3, 5)}, "rotary_dim"),
+        ({"x": torch.randn(3, 4), "positions": torch.arange(4)}, "seq"),
+        ({"x": torch.randn(3, 4), "layout": "gptj"}, "layout"),
+        ({"x": torch.randn(3, 4), "positions": torch.arange(3.0)}, "integer"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs, word):
+    args = {"x": None, "positions": torch.arange(3)} | kwargs
+    with pytest.raises(ValueError, match=word):
+        apply_rope(args.pop("x"), args.pop("positions"), **args)
+
+
+def test_bf16_angles_collapse_but_ours_do_not():
+    positions = torch.arange(4096)
+    bf16_angles = positions.to(torch.bfloat16) * rope_frequencies(64)[1].to(torch.bfloat16)
+    assert bf16_angles.unique().numel() < 1000  # thousands of positions, a few hundred angles
+    cos, sin = rope_cos_sin(positions, 64, dtype=torch.bfloat16)
+    exact = torch.cos(positions.double() * rope_frequencies(64)[1].double())
+    assert (cos[:, 1].double() - exact).abs().max() < 1e-2  # only the final rounding to bf16
+
+
+def test_kv_cache_scores_equal_full_recompute():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 9, 16).unbind(0)
+    pos = torch.arange(9)
+    rq, rk = apply_rope(q, pos), apply_rope(k, pos)
+    full = scaled_dot_product_attention(rq, rk, v, causal=True)
+    # Decode the last token: its query at position 8, against the 9 cached rotated keys.
+    step = sdpa_attention(apply_rope(q[..., 8:, :], pos[8:]), rk, v, causal=True)
+    torch.testing.assert_close(step, full[..., 8:, :], atol=1e-5, rtol=1e-5)
+
+
+def test_scheme_inside_multi_head_attention_is_shift_invariant():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, RotaryEmbedding(8))
+    x = torch.randn(2, 6, 32)
+    torch.testing.assert_close(
+        mha(x, torch.arange(6)), mha(x, torch.arange(6) + 1000), atol=1e-4, rtol=1e-4
+    )
