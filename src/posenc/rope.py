@@ -184,3 +184,18 @@ class RotaryEmbedding(PositionScheme):
         q_pos = positions[..., positions.shape[-1] - q.shape[-2] :]
         kw = dict(base=self.base, layout=self.layout, scaling=self.scaling)
         return apply_rope(q, q_pos, **kw), apply_rope(k, positions, **kw)
+
+
+def rope_decay_bound(distances: Tensor, dim: int, base: float = 10000.0) -> Tensor:
+    """The long-term decay curve of RoFormer (Su et al., section 3.4.3):
+
+        (1 / (d/2)) · Σ_{j=1}^{d/2} |S_j|,   S_j = Σ_{k=0}^{j−1} e^{i·r·θ_k},   r = m − n.
+
+    It bounds how large q_m·k_n can be, relative to the content, as the distance r grows
+    (by Abel summation, with the pairwise products of q and k as the other factor).
+    Returns one value per distance.
+    """
+    theta = rope_frequencies(dim, base).double()  # (d/2,)
+    phases = distances.double()[:, None] * theta[None, :]  # (n, d/2)
+    partial = torch.cumsum(torch.polar(torch.ones_like(phases), phases), dim=-1)  # S_1 … S_{d/2}
+    return partial.abs().mean(-1).float()

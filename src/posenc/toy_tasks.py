@@ -12,28 +12,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posenc.attention import PositionScheme, scaled_dot_product_attention
+from posenc.attention import MultiHeadAttention, PositionScheme
 
 
 class LookbackModel(nn.Module):
-    """Token embedding + position scheme → one causal attention head (residual) → logits."""
+    """Token embedding + position scheme → causal attention layers (residual) → logits."""
 
-    def __init__(self, scheme: PositionScheme, vocab: int = 16, dim: int = 32):
+    def __init__(
+        self,
+        scheme: PositionScheme,
+        vocab: int = 16,
+        dim: int = 32,
+        *,
+        num_heads: int = 1,
+        num_layers: int = 1,
+    ):
         super().__init__()
         self.scheme = scheme
         self.tok = nn.Embedding(vocab, dim)
-        self.w_q = nn.Linear(dim, dim, bias=False)
-        self.w_k = nn.Linear(dim, dim, bias=False)
-        self.w_v = nn.Linear(dim, dim, bias=False)
+        self.layers = nn.ModuleList(
+            MultiHeadAttention(dim, num_heads, scheme) for _ in range(num_layers)
+        )
         self.unembed = nn.Linear(dim, vocab)
 
     def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
         """ids: (batch, seq) -> logits (batch, seq, vocab)."""
         positions = torch.arange(ids.shape[-1]) if positions is None else positions
         h = self.scheme.embed(self.tok(ids), positions)  # (batch, seq, dim)
-        q, k = self.scheme.rotate(self.w_q(h), self.w_k(h), positions)
-        a = scaled_dot_product_attention(q, k, self.w_v(h), causal=True)  # (batch, seq, dim)
-        return self.unembed(h + a)
+        for attention in self.layers:
+            h = h + attention(h, positions)
+        return self.unembed(h)
 
 
 def lookback_batch(
@@ -57,12 +65,14 @@ def train_lookback(
     batch: int = 32,
     lr: float = 3e-3,
     seed: int = 0,
+    num_heads: int = 1,
+    num_layers: int = 1,
 ) -> tuple[LookbackModel, list[float]]:
     """Train a :class:`LookbackModel` with Adam; return it and the loss of every step."""
     if lookback < 1 or lookback >= seq_len:
         raise ValueError(f"lookback must be in [1, seq_len), got {lookback} with seq_len={seq_len}")
     torch.manual_seed(seed)
-    model = LookbackModel(scheme, vocab, dim)
+    model = LookbackModel(scheme, vocab, dim, num_heads=num_heads, num_layers=num_layers)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     losses = []
