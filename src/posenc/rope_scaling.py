@@ -1,0 +1,122 @@
+"""Stretching RoPE past its training length: PI, NTK-aware, dynamic NTK, YaRN, Llama 3.
+
+Each method changes the RoPE frequencies θ_i = base^(−2i/d) (and YaRN also the attention
+temperature). The ``scaling`` dicts use the keys of Hugging Face transformers'
+``rope_scaling`` / ``rope_parameters``, so a config maps one to one:
+
+* ``{"rope_type": "linear", "factor": f}``: Position Interpolation (Chen et al., 2023):
+  θ_i / f, i.e. positions squeezed by f.
+* ``{"rope_type": "ntk", "factor": f}``: NTK-aware base change (bloc97, 2023):
+  base' = base · f^(d/(d−2)); the fastest pair is unchanged, the slowest is divided by f.
+* ``{"rope_type": "dynamic", "factor": f, "original_max_position_embeddings": L}``: dynamic
+  NTK: for a current length s > L, base' = base · (f·s/L − (f − 1))^(d/(d−2)); plain RoPE
+  for s ≤ L.
+* ``{"rope_type": "yarn", "factor": f, "original_max_position_embeddings": L,
+  "beta_fast": 32, "beta_slow": 1, "attention_factor": optional}``: YaRN (Peng et al., 2023):
+  a per-pair ramp between interpolation (slow pairs) and extrapolation (fast pairs), and an
+  attention factor 0.1·ln f + 1 that multiplies cos and sin.
+* ``{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4,
+  "original_max_position_embeddings": 8192}``: Llama 3.1's wavelength bands.
+
+All return ``(inverse frequencies (d/2,) float32, attention factor)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from posenc.rope import rope_frequencies
+
+REQUIRED = {
+    "linear": ("factor",),
+    "ntk": ("factor",),
+    "dynamic": ("factor", "original_max_position_embeddings"),
+    "yarn": ("factor", "original_max_position_embeddings"),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+}
+
+
+def _validate(scaling: dict) -> str:
+    rope_type = scaling.get("rope_type", scaling.get("type"))
+    if rope_type not in REQUIRED:
+        raise ValueError(
+            f"scaling['rope_type'] must be one of {sorted(REQUIRED)}, got {rope_type!r}"
+        )
+    for key in REQUIRED[rope_type]:
+        if key not in scaling:
+            raise ValueError(f"scaling[{key!r}] is required for rope_type {rope_type!r}")
+    if not scaling["factor"] >= 1:
+        raise ValueError(f"scaling['factor'] must be >= 1, got {scaling['factor']!r}")
+    return rope_type
+
+
+def ntk_scaled_base(base: float, factor: float, dim: int) -> float:
+    """base · factor^(d/(d−2)): the base at which the slowest pair turns ``factor`` times slower
+    while the fastest pair (i = 0) is untouched."""
+    return base * factor ** (dim / (dim - 2))
+
+
+def yarn_correction_range(
+    dim: int, base: float, original_len: int, beta_fast: float = 32, beta_slow: float = 1
+) -> tuple[int, int]:
+    """Pair indices (low, high) of YaRN's ramp. Pair i completes L·θ_i / 2π turns over the
+    original length L; pairs turning more than beta_fast times are kept (extrapolated),
+    fewer than beta_slow times are interpolated, the ones between are blended."""
+
+    def pair_with_turns(turns: float) -> float:
+        return dim * math.log(original_len / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = math.floor(pair_with_turns(beta_fast)), math.ceil(pair_with_turns(beta_slow))
+    return max(low, 0), min(high, dim - 1)
+
+
+def yarn_ramp(
+    dim: int, base: float, original_len: int, beta_fast: float = 32, beta_slow: float = 1
+) -> Tensor:
+    """γ_i in [0, 1] per pair: 0 = keep the original frequency, 1 = divide it by the factor."""
+    low, high = yarn_correction_range(dim, base, original_len, beta_fast, beta_slow)
+    high = high + 0.001 if low == high else high
+    return ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+
+
+def yarn_attention_factor(factor: float) -> float:
+    """0.1 · ln(factor) + 1 (1 for factor ≤ 1): YaRN's temperature on the attention logits,
+    applied by scaling cos and sin (so q·k scales by its square)."""
+    return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
+
+
+def rope_scaled_frequencies(
+    dim: int, base: float = 10000.0, scaling: dict | None = None, *, seq_len: int | None = None
+) -> tuple[Tensor, float]:
+    """Inverse frequencies (dim // 2,) and attention factor for a ``scaling`` dict (or None)."""
+    theta = rope_frequencies(dim, base)
+    if scaling is None:
+        return theta, 1.0
+    rope_type, f = _validate(scaling), float(scaling["factor"])
+    if rope_type == "linear":
+        return theta / f, 1.0
+    if rope_type == "ntk":
+        return rope_frequencies(dim, ntk_scaled_base(base, f, dim)), 1.0
+    if rope_type == "dynamic":
+        original = scaling["original_max_position_embeddings"]
+        if seq_len is None or seq_len <= original:
+            return theta, 1.0
+        stretch = f * seq_len / original - (f - 1)
+        return rope_frequencies(dim, ntk_scaled_base(base, stretch, dim)), 1.0
+    original = scaling["original_max_position_embeddings"]
+    if rope_type == "yarn":
+        ramp = yarn_ramp(
+            dim, base, original, scaling.get("beta_fast", 32), scaling.get("beta_slow", 1)
+        )  # 1 where interpolated
+        scaled = theta / f * ramp + theta * (1 - ramp)
+        factor = scaling.get("attention_factor")
+        return scaled, float(yarn_attention_factor(f) if factor is None else factor)
+    # llama3: wavelengths longer than L/low_freq_factor are interpolated by f, shorter than
+    # L/high_freq_factor kept, and the band between blended smoothly.
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    wavelength = 2 * math.pi / theta
+    smooth = ((original / wavelength - low) / (high - low)).clamp(0, 1)  # 0: interpolate, 1: keep
+    return theta / f * (1 - smooth) + theta * smooth, 1.0
