@@ -31,8 +31,11 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_factor_one_is_plain_rope(name):
+    """Dynamic NTK follows Hugging Face: (f·s/L − (f − 1)) still grows with s at f = 1, so it
+    is plain only up to the original length."""
+    seq_len = L if name == "dynamic" else 2 * L
     theta, attention = rope_scaled_frequencies(
-        128, 10000.0, CONFIGS[name] | {"factor": 1.0}, seq_len=2 * L
+        128, 10000.0, CONFIGS[name] | {"factor": 1.0}, seq_len=seq_len
     )
     torch.testing.assert_close(theta, rope_frequencies(128))
     assert attention == 1.0
