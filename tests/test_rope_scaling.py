@@ -105,7 +105,7 @@ def test_llama3_bands_are_continuous():
     dense_theta, _ = rope_scaled_frequencies(4096, 500000.0, cfg)
     stretch = (dense_plain / dense_theta).double()
     assert stretch.min() == pytest.approx(1.0) and stretch.max() == pytest.approx(8.0)
-    assert (stretch[1:] - stretch[:-1]).abs().max() < 0.1
+    assert (stretch[1:] - stretch[:-1]).abs().max() < 0.25  # a missing band would jump by ~7
 
 
 @pytest.mark.parametrize(
