@@ -15,7 +15,7 @@ export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test env notebooks solutions grade lint format clean
+.PHONY: lab test env notebooks solutions grade lint format clean extrapolation
 
 env: $(STAMP)
 
@@ -56,3 +56,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+extrapolation: $(STAMP)
+	$(PY) -m posenc.extrapolation

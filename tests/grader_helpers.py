@@ -15,7 +15,8 @@ def assert_rejected(name: str, fn, hint_contains: str | None) -> None:
         assert hint_contains in result.hint, f"{fn.__doc__}: hint was {result.hint!r}"
 
 
-def assert_accepted(name: str, fn) -> None:
+def assert_accepted(name: str, fn, minimum: int = 5) -> None:
+    """A right answer passes every case, and the grader runs at least ``minimum`` cases."""
     result = run_cases(name, fn)
     assert result.passed, f"{name}: a correct answer failed: {result.hint}"
-    assert result.n_passed == result.n_total >= 5
+    assert result.n_passed == result.n_total >= minimum

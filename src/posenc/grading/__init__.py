@@ -14,6 +14,7 @@ from posenc.grading import (  # noqa: F401  (importing a module registers its ex
     nb03_relative_bias,
     nb04_rope,
     nb05_alibi,
+    nb06_extrapolation,
 )
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 

@@ -1,0 +1,104 @@
+"""A small pre-LN decoder-only language model whose position scheme is one argument.
+
+    tokens → embedding (+ absolute positions) → N × [x + Attn(LN(x)), x + MLP(LN(x))] → LN → logits
+
+Schemes: ``nope`` (none), ``learned``, ``sinusoidal``, ``t5``, ``rope``, ``alibi``. Relative
+schemes act inside attention through :class:`posenc.attention.PositionScheme`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from posenc.alibi import ALiBi
+from posenc.attention import MultiHeadAttention, PositionScheme
+from posenc.learned import LearnedPositionalEmbedding
+from posenc.relative_bias import T5RelativeBias
+from posenc.rope import RotaryEmbedding
+from posenc.sinusoidal import SinusoidalPositionalEncoding
+
+SCHEMES = ("nope", "learned", "sinusoidal", "t5", "rope", "alibi")
+
+
+@dataclass
+class ModelConfig:
+    scheme: str = "rope"
+    vocab_size: int = 256
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    max_len: int = 32  # the training length: the learned table's rows, T5's max_distance
+
+
+def make_scheme(cfg: ModelConfig) -> PositionScheme:
+    """One scheme object, shared by every layer (they hold no per-layer state except T5)."""
+    head_dim = cfg.d_model // cfg.n_heads
+    if cfg.scheme == "nope":
+        return PositionScheme()
+    if cfg.scheme == "learned":
+        return LearnedPositionalEmbedding(cfg.max_len, cfg.d_model)
+    if cfg.scheme == "sinusoidal":
+        return SinusoidalPositionalEncoding(cfg.d_model)
+    if cfg.scheme == "t5":
+        # Zero-initialised and max_distance = training length: every bucket a longer input
+        # reaches was trained (the last bucket holds all distances near L and beyond).
+        return T5RelativeBias(
+            cfg.n_heads,
+            num_buckets=16,
+            max_distance=cfg.max_len,
+            bidirectional=False,
+            zero_init=True,
+        )
+    if cfg.scheme == "rope":
+        return RotaryEmbedding(head_dim)
+    if cfg.scheme == "alibi":
+        return ALiBi(cfg.n_heads)
+    raise ValueError(f"scheme must be one of {SCHEMES}, got {cfg.scheme!r}")
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, scheme: PositionScheme):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, scheme)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(4 * cfg.d_model, cfg.d_model),
+        )
+
+    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
+        x = x + self.attn(self.ln_1(x), positions)
+        return x + self.mlp(self.ln_2(x))
+
+
+class TinyLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.scheme = make_scheme(cfg)
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, self.scheme) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
+        """ids: (batch, seq) -> logits (batch, seq, vocab). ``positions`` default 0 … seq − 1."""
+        positions = (
+            torch.arange(ids.shape[-1], device=ids.device) if positions is None else positions
+        )
+        x = self.scheme.embed(self.tok(ids), positions)  # (batch, seq, d_model)
+        for block in self.blocks:
+            x = block(x, positions)
+        return self.head(self.ln_f(x))
+
+    def token_losses(self, ids: Tensor, targets: Tensor, positions: Tensor | None = None) -> Tensor:
+        """Cross-entropy of every next-byte prediction, (batch, seq), in nats."""
+        logits = self(ids, positions)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(
+            targets.shape
+        )
