@@ -44,11 +44,11 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
     if cfg.scheme == "sinusoidal":
         return SinusoidalPositionalEncoding(cfg.d_model)
     if cfg.scheme == "t5":
-        # Zero-initialised and max_distance = training length: every bucket a longer input
+        # Zero-initialised and max_distance = training length (16 buckets): every bucket a longer input
         # reaches was trained (the last bucket holds all distances near L and beyond).
         return T5RelativeBias(
             cfg.n_heads,
-            num_buckets=16,
+            num_buckets=min(16, cfg.max_len),  # fewer buckets for L < 16
             max_distance=cfg.max_len,
             bidirectional=False,
             zero_init=True,
