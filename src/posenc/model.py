@@ -44,7 +44,7 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
     if cfg.scheme == "sinusoidal":
         return SinusoidalPositionalEncoding(cfg.d_model)
     if cfg.scheme == "t5":
-        # Zero-initialised and max_distance = training length (16 buckets): every bucket a longer input
+        # Zero-initialised, max_distance = training length: every bucket that a longer input
         # reaches was trained (the last bucket holds all distances near L and beyond).
         return T5RelativeBias(
             cfg.n_heads,
