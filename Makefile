@@ -15,7 +15,7 @@ export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test env notebooks solutions grade lint format clean extrapolation
+.PHONY: lab test env notebooks solutions grade lint format clean extrapolation bench bench-gpu
 
 env: $(STAMP)
 
@@ -59,3 +59,10 @@ clean:
 
 extrapolation: $(STAMP)
 	$(PY) -m posenc.extrapolation
+
+bench: $(STAMP)
+	$(PY) -m posenc.bench --device cpu
+
+# On a CUDA machine: BENCH_OUT=folder make bench-gpu (default results/).
+bench-gpu: $(STAMP)
+	POSENC_BENCH_OUT=$${BENCH_OUT:-results} $(PY) -m posenc.bench --device cuda --dtype bfloat16

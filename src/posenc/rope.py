@@ -79,6 +79,37 @@ def rotate_interleaved(x: Tensor) -> Tensor:
     return torch.stack([-x_odd, x_even], dim=-1).flatten(-2)
 
 
+def rope_cached(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The fast path of the half layout, with cos and sin computed once ahead (per position
+    and pair, shape (seq, d/2), float32): for pair i = (x[i], x[i + d/2]),
+
+        out[i]       = x[i] · cos − x[i + d/2] · sin
+        out[i + d/2] = x[i + d/2] · cos + x[i] · sin
+
+    written straight into the two halves of one output tensor (no temporary copies of x).
+    Computed in float32, returned in x's dtype.  x: (..., seq, d).
+    """
+    half = x.shape[-1] // 2
+    xf = x.float()
+    x1, x2 = xf[..., :half], xf[..., half:]  # (..., seq, d/2) views
+    if torch.is_grad_enabled() and (xf.requires_grad or cos.requires_grad or sin.requires_grad):
+        # out= writes are not differentiable: the same formula, with autograd
+        return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
+    out = torch.empty_like(xf)
+    out1, out2 = out[..., :half], out[..., half:]
+    torch.mul(x1, cos, out=out1)
+    out1.addcmul_(x2, sin, value=-1.0)  # x1·cos − x2·sin
+    torch.mul(x2, cos, out=out2)
+    out2.addcmul_(x1, sin)  # x2·cos + x1·sin
+    return out.to(x.dtype)
+
+
+def _rope_interleaved_complex(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Interleaved pairs as complex numbers times cos + i·sin: one fused multiply."""
+    z = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
+    return torch.view_as_real(z * torch.complex(cos, sin)).flatten(-2).to(x.dtype)
+
+
 def _check_shapes(x: Tensor, positions: Tensor, rotary_dim: int) -> None:
     if rotary_dim <= 0 or rotary_dim % 2 or rotary_dim > x.shape[-1]:
         raise ValueError(
@@ -119,14 +150,11 @@ def apply_rope(
     if positions.ndim == 2 and x.ndim == 4:
         positions = positions[:, None, :]  # (batch, 1, seq): the same for every head
     cos, sin = rope_cos_sin(positions, rotary_dim, base, scaling=scaling)  # (..., seq, r/2)
-    if layout == "half":
-        cos, sin, rotate = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1), rotate_half
-    else:
-        cos, sin = cos.repeat_interleave(2, -1), sin.repeat_interleave(2, -1)
-        rotate = rotate_interleaved
     x_rot, x_pass = x[..., :rotary_dim], x[..., rotary_dim:]
-    x_rot_f = x_rot.float()
-    rotated = (x_rot_f * cos + rotate(x_rot_f) * sin).to(x.dtype)  # (..., seq, rotary_dim)
+    if layout == "half":
+        rotated = rope_cached(x_rot, cos, sin)  # (..., seq, rotary_dim)
+    else:
+        rotated = _rope_interleaved_complex(x_rot, cos, sin)
     return torch.cat([rotated, x_pass], dim=-1) if rotary_dim < x.shape[-1] else rotated
 
 

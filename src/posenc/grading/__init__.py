@@ -15,6 +15,7 @@ from posenc.grading import (  # noqa: F401  (importing a module registers its ex
     nb04_rope,
     nb05_alibi,
     nb06_extrapolation,
+    nb07_costs,
 )
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 
