@@ -15,7 +15,7 @@ export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test env notebooks solutions grade lint format clean extrapolation bench bench-gpu
+.PHONY: lab test env notebooks solutions grade lint format clean extrapolation bench bench-gpu scaling
 
 env: $(STAMP)
 
@@ -66,3 +66,6 @@ bench: $(STAMP)
 # On a CUDA machine: BENCH_OUT=folder make bench-gpu (default results/).
 bench-gpu: $(STAMP)
 	POSENC_BENCH_OUT=$${BENCH_OUT:-results} $(PY) -m posenc.bench --device cuda --dtype bfloat16
+
+scaling: $(STAMP)
+	$(PY) -m posenc.scaling_study

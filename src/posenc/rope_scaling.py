@@ -88,6 +88,57 @@ def yarn_attention_factor(factor: float) -> float:
     return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
 
 
+def linear_scaled_frequencies(dim: int, base: float = 10000.0, factor: float = 1.0) -> Tensor:
+    """Position Interpolation: θ_i / factor (position m is read as m / factor)."""
+    return rope_frequencies(dim, base) / factor
+
+
+def dynamic_ntk_base(
+    base: float, factor: float, dim: int, seq_len: int, original_len: int
+) -> float:
+    """Dynamic NTK: the base for the current length; unchanged while seq_len ≤ original_len,
+    then base · (factor · seq_len / original_len − (factor − 1))^(d/(d−2))."""
+    if seq_len <= original_len:
+        return base
+    return ntk_scaled_base(base, factor * seq_len / original_len - (factor - 1), dim)
+
+
+def yarn_frequencies(
+    dim: int,
+    base: float = 10000.0,
+    factor: float = 1.0,
+    original_max_position_embeddings: int = 2048,
+    beta_fast: float = 32,
+    beta_slow: float = 1,
+) -> tuple[Tensor, float]:
+    """YaRN: θ_i' = θ_i · (1 − γ_i) + (θ_i / factor) · γ_i with the ramp γ of
+    :func:`yarn_ramp` (0 for fast pairs, 1 for slow ones), and the attention factor
+    0.1 · ln(factor) + 1."""
+    theta = rope_frequencies(dim, base)
+    ramp = yarn_ramp(dim, base, original_max_position_embeddings, beta_fast, beta_slow)
+    return theta * (1 - ramp) + theta / factor * ramp, yarn_attention_factor(factor)
+
+
+def llama3_frequencies(
+    dim: int,
+    base: float = 500000.0,
+    factor: float = 8.0,
+    low_freq_factor: float = 1.0,
+    high_freq_factor: float = 4.0,
+    original_max_position_embeddings: int = 8192,
+) -> Tensor:
+    """Llama 3.1: pairs whose wavelength 2π/θ exceeds L/low_freq_factor are interpolated by
+    the factor, those shorter than L/high_freq_factor are kept, and the band between is
+    blended with s = (L/wavelength − low) / (high − low):  θ' = (1 − s)·θ/factor + s·θ."""
+    theta = rope_frequencies(dim, base)
+    wavelength = 2 * math.pi / theta
+    smooth = (original_max_position_embeddings / wavelength - low_freq_factor) / (
+        high_freq_factor - low_freq_factor
+    )
+    smooth = smooth.clamp(0, 1)  # 0: interpolate (long waves), 1: keep (short waves)
+    return theta / factor * (1 - smooth) + theta * smooth
+
+
 def rope_scaled_frequencies(
     dim: int, base: float = 10000.0, scaling: dict | None = None, *, seq_len: int | None = None
 ) -> tuple[Tensor, float]:
@@ -97,26 +148,20 @@ def rope_scaled_frequencies(
         return theta, 1.0
     rope_type, f = _validate(scaling), float(scaling["factor"])
     if rope_type == "linear":
-        return theta / f, 1.0
+        return linear_scaled_frequencies(dim, base, f), 1.0
     if rope_type == "ntk":
         return rope_frequencies(dim, ntk_scaled_base(base, f, dim)), 1.0
-    if rope_type == "dynamic":
-        original = scaling["original_max_position_embeddings"]
-        if seq_len is None or seq_len <= original:
-            return theta, 1.0
-        stretch = f * seq_len / original - (f - 1)
-        return rope_frequencies(dim, ntk_scaled_base(base, stretch, dim)), 1.0
     original = scaling["original_max_position_embeddings"]
+    if rope_type == "dynamic":
+        if seq_len is None:
+            return theta, 1.0
+        return rope_frequencies(dim, dynamic_ntk_base(base, f, dim, seq_len, original)), 1.0
     if rope_type == "yarn":
-        ramp = yarn_ramp(
-            dim, base, original, scaling.get("beta_fast", 32), scaling.get("beta_slow", 1)
-        )  # 1 where interpolated
-        scaled = theta / f * ramp + theta * (1 - ramp)
-        factor = scaling.get("attention_factor")
-        return scaled, float(yarn_attention_factor(f) if factor is None else factor)
-    # llama3: wavelengths longer than L/low_freq_factor are interpolated by f, shorter than
-    # L/high_freq_factor kept, and the band between blended smoothly.
-    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
-    wavelength = 2 * math.pi / theta
-    smooth = ((original / wavelength - low) / (high - low)).clamp(0, 1)  # 0: interpolate, 1: keep
-    return theta / f * (1 - smooth) + theta * smooth, 1.0
+        scaled, factor = yarn_frequencies(
+            dim, base, f, original, scaling.get("beta_fast", 32), scaling.get("beta_slow", 1)
+        )
+        override = scaling.get("attention_factor")
+        return scaled, float(factor if override is None else override)
+    return llama3_frequencies(
+        dim, base, f, scaling["low_freq_factor"], scaling["high_freq_factor"], original
+    ), 1.0

@@ -16,6 +16,7 @@ from posenc.grading import (  # noqa: F401  (importing a module registers its ex
     nb05_alibi,
     nb06_extrapolation,
     nb07_costs,
+    nb08_rope_scaling,
 )
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 

@@ -1,0 +1,251 @@
+"""Graders for notebook 08 · Stretching RoPE to long context."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from posenc.grading.core import Case, Mismatch, Mistakes, as_float, call, exercise, expect_tensor
+from posenc.rope import rope_frequencies
+from posenc.rope_scaling import (
+    dynamic_ntk_base,
+    linear_scaled_frequencies,
+    llama3_frequencies,
+    ntk_scaled_base,
+    yarn_attention_factor,
+    yarn_frequencies,
+    yarn_ramp,
+)
+
+NOTEBOOK = "08_rope_scaling"
+TOL = dict(atol=1e-9, rtol=1e-5, check_dtype=False)
+
+
+def _tensor_case(label, args, expected, mistakes) -> Case:
+    def run(fn):
+        out = call(fn, *args)
+        if isinstance(out, tuple):
+            raise Mismatch(f"{label}: returned a tuple; return the frequencies only", specific=True)
+        expect_tensor(out, expected, label, mistakes, **TOL)
+
+    return Case(label, run)
+
+
+def _linear_mistakes(dim: int, base: float, f: float) -> Mistakes:
+    theta = rope_frequencies(dim, base)
+    return Mistakes(
+        {
+            "multiplied by the factor: PI slows every rotation, θ_i / factor": lambda: theta * f,
+            "divided by factor²: positions are squeezed once, by the factor": lambda: theta / f**2,
+            "the factor changed the base instead (that is NTK-aware scaling, not PI)": lambda: (
+                rope_frequencies(dim, base * f)
+            ),
+        }
+    )
+
+
+@exercise("linear_scaled_frequencies", NOTEBOOK)
+def linear_cases() -> list[Case]:
+    cases = []
+    for dim, base, f in [
+        (8, 10000.0, 2.0),
+        (64, 10000.0, 4.0),
+        (128, 500000.0, 8.0),
+        (32, 100.0, 1.0),
+        (16, 10000.0, 16.0),
+    ]:
+        mistakes = _linear_mistakes(dim, base, f)
+        cases.append(
+            _tensor_case(
+                f"dim {dim}, base {base:g}, factor {f:g}",
+                (dim, base, f),
+                linear_scaled_frequencies(dim, base, f),
+                mistakes,
+            )
+        )
+    return cases
+
+
+def _float_case(label, args, expected, wrong: dict[str, float]) -> Case:
+    def run(fn):
+        out = as_float(call(fn, *args), label)
+        if math.isclose(out, expected, rel_tol=1e-6):
+            return
+        for hint, value in wrong.items():
+            if math.isclose(out, value, rel_tol=1e-6):
+                raise Mismatch(hint, specific=True)
+        raise Mismatch(f"{label}: returned {out:.6g}, expected {expected:.6g}")
+
+    return Case(label, run)
+
+
+@exercise("ntk_scaled_base", NOTEBOOK)
+def ntk_cases() -> list[Case]:
+    cases = []
+    for base, f, dim in [
+        (10000.0, 2.0, 128),
+        (10000.0, 8.0, 64),
+        (500000.0, 4.0, 128),
+        (10000.0, 16.0, 32),
+        (10000.0, 1.0, 128),
+    ]:
+        wrong = {
+            "exponent inverted: it is d/(d−2), which makes the slowest pair exactly factor× "
+            "slower": base * f ** ((dim - 2) / dim),
+            "exponent dropped: base · factor^(d/(d−2)), not base · factor": base * f,
+            "raised the base to the factor; multiply it by factor^(d/(d−2))": base**f,
+        }
+        expected = ntk_scaled_base(base, f, dim)
+        cases.append(
+            _float_case(
+                f"base {base:g}, factor {f:g}, dim {dim}",
+                (base, f, dim),
+                expected,
+                {k: v for k, v in wrong.items() if not math.isclose(v, expected)},
+            )
+        )
+    return cases
+
+
+@exercise("dynamic_ntk_base", NOTEBOOK)
+def dynamic_cases() -> list[Case]:
+    cases = []
+    for base, f, dim, s, L in [
+        (10000.0, 4.0, 128, 2048, 4096),
+        (10000.0, 4.0, 128, 4096, 4096),
+        (10000.0, 4.0, 128, 8192, 4096),
+        (10000.0, 2.0, 64, 16384, 4096),
+        (500000.0, 8.0, 128, 100, 8192),
+        (10000.0, 8.0, 32, 9000, 1000),
+        (10000.0, 2.0, 64, 3000, 4096),
+    ]:
+        stretch = f * s / L - (f - 1)  # can be ≤ 0 below L, where the formula has no meaning
+        formula = ntk_scaled_base(base, stretch, dim) if stretch > 0 else float("nan")
+        wrong = {
+            "dynamic scaling is active below the original length: keep the base while "
+            "seq_len ≤ original length": formula,
+            "used the full static factor; the dynamic factor grows with the length, "
+            "f·s/L − (f − 1)": ntk_scaled_base(base, f, dim),
+            "used s/L as the factor; it is f·s/L − (f − 1)": ntk_scaled_base(base, s / L, dim),
+        }
+        expected = dynamic_ntk_base(base, f, dim, s, L)
+        cases.append(
+            _float_case(
+                f"seq_len {s}, original {L}, factor {f:g}",
+                (base, f, dim, s, L),
+                expected,
+                {k: v for k, v in wrong.items() if not math.isclose(v, expected)},
+            )
+        )
+    return cases
+
+
+def _yarn_case(label, dim, base, f, L) -> Case:
+    theta = rope_frequencies(dim, base)
+    ramp = yarn_ramp(dim, base, L)
+    expected, factor = yarn_frequencies(dim, base, f, L)
+
+    def run(fn):
+        out = call(fn, dim, base, f, L)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise Mismatch(
+                f"{label}: return (inverse frequencies, attention factor)", specific=True
+            )
+        freqs, att = out
+        mistakes = Mistakes(
+            {
+                "ramp reversed: the fast pairs (many turns in L) keep their frequency and the slow "
+                "ones are interpolated": lambda: theta * ramp + theta / f * (1 - ramp),
+                "the factor was applied to every pair (that is PI); YaRN interpolates only the "
+                "slow ones": lambda: theta / f,
+            }
+        )
+        expect_tensor(freqs, expected, label, mistakes, **TOL)
+        att = as_float(att, label)
+        if math.isclose(att, factor, rel_tol=1e-6):
+            return
+        wrong = {
+            "attention factor missing: YaRN scales the logits by 0.1·ln(factor) + 1": 1.0,
+            "attention factor applied twice (squared); it multiplies cos and sin once": factor**2,
+            "attention factor 0.1·log10(factor) + 1; use the natural log": 0.1 * math.log10(f) + 1,
+        }
+        for hint, value in wrong.items():
+            if math.isclose(att, value, rel_tol=1e-6) and not math.isclose(value, factor):
+                raise Mismatch(hint, specific=True)
+        raise Mismatch(f"{label}: attention factor {att:.5g}, expected {factor:.5g}")
+
+    return Case(label, run)
+
+
+@exercise("yarn_frequencies", NOTEBOOK)
+def yarn_cases() -> list[Case]:
+    return [
+        _yarn_case(
+            "dim 128, base 10000, L 4096, factor 16 (YaRN paper setting)", 128, 10000.0, 16.0, 4096
+        ),
+        _yarn_case("dim 64, base 10000, L 2048, factor 4", 64, 10000.0, 4.0, 2048),
+        _yarn_case("dim 128, base 500000, L 8192, factor 8", 128, 500000.0, 8.0, 8192),
+        _yarn_case("dim 32, base 10000, L 32, factor 2 (our tiny model)", 32, 10000.0, 2.0, 32),
+        _yarn_case("factor 1 changes nothing", 64, 10000.0, 1.0, 4096),
+    ]
+
+
+def _llama3_case(label, dim, base, f, low, high, L) -> Case:
+    theta = rope_frequencies(dim, base)
+    wavelength = 2 * math.pi / theta
+    expected = llama3_frequencies(dim, base, f, low, high, L)
+
+    def smooth_from(length):
+        return ((length / wavelength - low) / (high - low)).clamp(0, 1)
+
+    s_new = smooth_from(f * L)
+    s = smooth_from(L)
+    mistakes = Mistakes(
+        {
+            "the factor was applied to every pair; Llama 3 keeps the short wavelengths": lambda: (
+                theta / f
+            ),
+            "wavelengths compared with the new length (factor × L); compare them with the original "
+            "context length": lambda: theta / f * (1 - s_new) + theta * s_new,
+            "bands reversed: long wavelengths (slow pairs) are the ones interpolated": lambda: (
+                theta * (1 - s) + theta / f * s
+            ),
+            "hard cut without the smooth middle band": lambda: torch.where(
+                wavelength > L / low, theta / f, theta
+            ),
+        }
+    )
+    return _tensor_case(label, (dim, base, f, low, high, L), expected, mistakes)
+
+
+@exercise("llama3_frequencies", NOTEBOOK)
+def llama3_cases() -> list[Case]:
+    return [
+        _llama3_case(
+            "Llama 3.1 setting: dim 128, base 500000, factor 8, L 8192",
+            128,
+            500000.0,
+            8.0,
+            1.0,
+            4.0,
+            8192,
+        ),
+        _llama3_case("dim 64, base 10000, factor 4, L 2048", 64, 10000.0, 4.0, 1.0, 4.0, 2048),
+        _llama3_case(
+            "dim 128, base 10000, factor 16, low 2, high 8, L 4096",
+            128,
+            10000.0,
+            16.0,
+            2.0,
+            8.0,
+            4096,
+        ),
+        _llama3_case(
+            "dim 32, base 10000, factor 2, L 32 (our tiny model)", 32, 10000.0, 2.0, 1.0, 4.0, 32
+        ),
+        _llama3_case("factor 1 changes nothing", 64, 500000.0, 1.0, 1.0, 4.0, 8192),
+    ]
+
+
+__all__ = ["yarn_attention_factor"]

@@ -1,0 +1,156 @@
+"""RoPE scaling on the tiny LM: every method without fine-tuning, then a short fine-tune.
+
+    python -m posenc.scaling_study            # full (about 2 minutes on 2 CPU cores)
+    python -m posenc.scaling_study --quick    # seconds
+    make scaling
+
+1. Train the RoPE model of the extrapolation study (same settings, seed 0) at length L.
+2. Evaluate it at 2L, 4L, 8L with plain RoPE and with each scaling method at factor E / L:
+   PI (linear), NTK-aware, dynamic NTK, YaRN and Llama 3's bands. No retraining.
+3. Fine-tune copies of the model at 2L with PI and with YaRN (factor 2) for a few hundred
+   steps, evaluating at 2L along the way: how many steps does each need to recover?
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from posenc.data import load_corpus, training_batches
+from posenc.extrapolation import (
+    Settings,
+    machine_name,
+    perplexity_from_losses,
+    position_losses,
+    train,
+)
+from posenc.model import ModelConfig
+
+METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
+
+
+def scaling_config(method: str, factor: float, original_len: int) -> dict | None:
+    """The Hugging Face-style ``rope_scaling`` dict of a method at ``factor``."""
+    if method == "rope":
+        return None
+    base = {"rope_type": method, "factor": max(1.0, factor)}
+    if method in ("dynamic", "yarn", "llama3"):
+        base["original_max_position_embeddings"] = original_len
+    if method == "llama3":
+        base.update(low_freq_factor=1.0, high_freq_factor=4.0)
+    return base
+
+
+def run_scaling_study(
+    s: Settings,
+    *,
+    finetune_steps: int = 200,
+    eval_every: int = 25,
+    corpus_path: str | None = None,
+    show_progress: bool = True,
+) -> dict:
+    from tqdm.auto import tqdm
+
+    start = time.time()
+    L = s.train_len
+    corpus = load_corpus(corpus_path, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
+    cfg = ModelConfig(
+        scheme="rope", d_model=s.d_model, n_layers=s.n_layers, n_heads=s.n_heads, max_len=L
+    )
+    total = s.steps + 2 * finetune_steps
+    with tqdm(total=total, desc="rope scaling", unit="step", disable=not show_progress) as bar:
+        model = train(cfg, corpus, s, seed=0, progress=bar)
+        ppl: dict[str, dict[str, float]] = {}
+        for method in METHODS:
+            ppl[method] = {}
+            for E in s.eval_lens:
+                scaling = scaling_config(method, E / L, L)
+                losses = position_losses(model, corpus, E, s.eval_tokens, scaling=scaling)
+                ppl[method][str(E)] = perplexity_from_losses(losses)
+        finetune: dict[str, dict[str, float]] = {}
+        for method in ("linear", "yarn"):
+            tuned = copy.deepcopy(model).train()
+            tuned.scheme.scaling = scaling_config(method, 2.0, L)
+            opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
+            curve = {}
+            batches = training_batches(corpus.train, s.batch, 2 * L, finetune_steps, seed=1)
+            for step in range(finetune_steps + 1):
+                if step % eval_every == 0 or step == finetune_steps:
+                    tuned.eval()
+                    losses = position_losses(tuned, corpus, 2 * L, s.eval_tokens)
+                    curve[str(step)] = perplexity_from_losses(losses)
+                    tuned.train()
+                if step == finetune_steps:
+                    break
+                ids, targets = next(batches)
+                loss = tuned.token_losses(ids, targets).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                bar.update(1)
+            finetune[method] = curve
+    return {
+        "train_len": L,
+        "eval_lens": s.eval_lens,
+        "ppl": ppl,
+        "finetune_at_2L": finetune,
+        "finetune_steps": finetune_steps,
+        "settings": {**s.__dict__, "finetune_lr": s.lr / 4},
+        "corpus": {"source": corpus.source, "sha256": corpus.sha256},
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "machine": machine_name(),
+        "wall_time_s": round(time.time() - start, 1),
+    }
+
+
+def format_table(results: dict) -> str:
+    lens = [str(E) for E in results["eval_lens"]]
+    lines = ["method".ljust(10) + "".join(f"ppl@{E}".rjust(11) for E in lens)]
+    for method, row in results["ppl"].items():
+        lines.append(method.ljust(10) + "".join(f"{row[E]:11.3f}" for E in lens))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m posenc.scaling_study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny settings, seconds")
+    parser.add_argument("--finetune-steps", type=int, help="fine-tuning steps at 2L")
+    parser.add_argument("--corpus", help="a folder or text file instead of the stdlib sources")
+    parser.add_argument("--out", default="results")
+    args = parser.parse_args(argv)
+    from posenc.extrapolation import QUICK
+
+    s = Settings(**QUICK) if args.quick else Settings()
+    steps = args.finetune_steps if args.finetune_steps is not None else (20 if args.quick else 200)
+    if steps < 1:
+        parser.error(f"--finetune-steps must be >= 1, got {steps}")
+    results = run_scaling_study(
+        s, finetune_steps=steps, eval_every=max(1, steps // 8), corpus_path=args.corpus
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"rope_scaling_{'quick' if args.quick else 'full'}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(path)
+    print(format_table(results))
+    for method, curve in results["finetune_at_2L"].items():
+        print(f"fine-tune {method} at 2L: " + ", ".join(f"{k}: {v:.2f}" for k, v in curve.items()))
+    print(f"wrote {path} ({results['wall_time_s']} s on {results['machine']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
