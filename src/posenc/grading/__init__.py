@@ -17,6 +17,7 @@ from posenc.grading import (  # noqa: F401  (importing a module registers its ex
     nb06_extrapolation,
     nb07_costs,
     nb08_rope_scaling,
+    nb09_interview,
 )
 from posenc.grading.core import REGISTRY, CheckFailed, CheckResult, check, run_cases
 

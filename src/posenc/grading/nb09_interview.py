@@ -1,0 +1,19 @@
+"""Graders for notebook 09 · Interview drill: the five drills reuse the graders of the
+notebooks that teach them, under their own names so `make grade` lists them here."""
+
+from __future__ import annotations
+
+from posenc.grading.core import REGISTRY, Exercise
+
+NOTEBOOK = "09_interview_drill"
+DRILLS = {
+    "drill_sinusoidal_encoding": "sinusoidal_encoding",
+    "drill_apply_rope": "apply_rope",
+    "drill_alibi_slopes": "alibi_slopes",
+    "drill_t5_relative_bucket": "t5_relative_bucket",
+    "drill_ntk_scaled_base": "ntk_scaled_base",
+}
+
+for drill, source in DRILLS.items():
+    if drill not in REGISTRY:
+        REGISTRY[drill] = Exercise(drill, NOTEBOOK, REGISTRY[source].make_cases)
