@@ -75,6 +75,11 @@ def test_expect_tensor_names_what_is_wrong(out, needle):
 
 
 def test_grade_log_records_each_check(tmp_path, monkeypatch, capsys):
+    import os
+
+    from posenc.grading import core
+
+    monkeypatch.setattr(core, "_log_path", None)  # restored after the test
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv(GRADE_LOG_ENV, str(log))
     check("self_attention", self_attention)
@@ -82,4 +87,5 @@ def test_grade_log_records_each_check(tmp_path, monkeypatch, capsys):
         check("self_attention", lambda *a, **k: None)
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["passed"] for e in entries] == [True, False]
+    assert GRADE_LOG_ENV not in os.environ, "the log's path is hidden from the graded code"
     assert entries[1]["hint"]

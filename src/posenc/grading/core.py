@@ -132,9 +132,24 @@ def run_cases(name: str, fn: Callable) -> CheckResult:
     return CheckResult(name, False, n_passed, len(cases), best.hint)
 
 
+_log_path: str | None = None
+
+
+def _grade_log_path() -> str | None:
+    """The grader's log file. The variable is taken out of the environment the first time it
+    is seen, so that code in the graded notebook cannot read where the log is."""
+    global _log_path
+    if GRADE_LOG_ENV in os.environ:
+        _log_path = os.environ.pop(GRADE_LOG_ENV) or None
+    return _log_path
+
+
+_grade_log_path()  # at import: the notebook's first cell imports check before any answer runs
+
+
 def log_result(result: CheckResult) -> None:
-    """Append the result to the file named by $POSENC_GRADE_LOG, when the grader set it."""
-    path = os.environ.get(GRADE_LOG_ENV)
+    """Append the result to the grader's log file, when a grader set one."""
+    path = _grade_log_path()
     if path:
         with open(path, "a", encoding="utf-8") as log:
             log.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")

@@ -1,0 +1,25 @@
+"""The ``posenc`` command: ``posenc grade …`` (a class) and ``posenc grade-self …``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"grade": "posenc.grading.classroom", "grade-self": "posenc.grading.runner"}
+    if not argv or argv[0] not in commands:
+        print(
+            "usage: posenc {grade,grade-self} ...\n"
+            "  grade SUBMISSIONS --out REPORT   grade a folder of student folders\n"
+            "  grade-self notebooks/            grade your own notebooks",
+            file=sys.stderr,
+        )
+        return 2
+    import importlib
+
+    return importlib.import_module(commands[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
