@@ -35,6 +35,7 @@ from posenc.alibi import alibi_slopes, bias_from_slopes
 from posenc.attention import MultiHeadAttention, sdpa_attention
 from posenc.model import SCHEMES, ModelConfig, make_scheme
 from posenc.rope import apply_rope, apply_rope_complex, rope_cached, rope_cos_sin, rotate_half
+from posenc.runtime import cpu_name
 
 # ----------------------------------------------------------------------------------------
 # Timing and memory
@@ -67,15 +68,7 @@ def time_call(
 def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 def file_label(device: torch.device) -> str:

@@ -31,6 +31,7 @@ import torch
 from posenc.data import Corpus, evaluation_windows, load_corpus, training_batches
 from posenc.learned import clamped_positions
 from posenc.model import SCHEMES, ModelConfig, TinyLM
+from posenc.runtime import cpu_name
 
 ROWS = (
     "nope",
@@ -79,16 +80,8 @@ QUICK = dict(
 
 
 def machine_name() -> str:
-    """The CPU model (from /proc/cpuinfo where it exists) and the thread count torch uses."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
+    """The CPU model and the number of threads torch uses (results depend on both)."""
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def train(cfg: ModelConfig, corpus: Corpus, s: Settings, seed: int, progress=None) -> TinyLM:
