@@ -31,3 +31,11 @@ def _loopback_only(self, address, *args, **kwargs):
 def no_network(monkeypatch):
     """Refuse any connection that leaves this machine; loopback (Jupyter kernels) is fine."""
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture
+def text_folder(tmp_path):
+    """A small corpus of 12 Python files (enough for a held-out split by file)."""
+    for i in range(12):
+        (tmp_path / f"f{i:02d}.py").write_text(f"def f{i}(x):\n    return x * {i} + 1\n" * 150)
+    return tmp_path

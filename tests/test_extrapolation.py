@@ -18,13 +18,6 @@ from posenc.extrapolation import (
 from posenc.model import SCHEMES, ModelConfig, TinyLM
 
 
-@pytest.fixture
-def text_folder(tmp_path):
-    for i in range(12):
-        (tmp_path / f"f{i:02d}.py").write_text(f"def f{i}(x):\n    return x * {i} + 1\n" * 120)
-    return tmp_path
-
-
 def test_corpus_split_by_file_and_hashed(text_folder):
     a = load_corpus(text_folder, train_bytes=20_000, held_out_bytes=3_000)
     b = load_corpus(text_folder, train_bytes=20_000, held_out_bytes=3_000)

@@ -1,6 +1,5 @@
 """The RoPE-scaling study: mechanics on a tiny corpus (the committed results carry the ranking)."""
 
-import pytest
 
 from posenc.extrapolation import Settings
 from posenc.scaling_study import METHODS, run_scaling_study, scaling_config
@@ -11,13 +10,6 @@ def test_scaling_configs_follow_hugging_face_keys():
     assert scaling_config("linear", 0.5, 32) == {"rope_type": "linear", "factor": 1.0}
     cfg = scaling_config("llama3", 8.0, 32)
     assert cfg["original_max_position_embeddings"] == 32 and cfg["high_freq_factor"] == 4.0
-
-
-@pytest.fixture
-def text_folder(tmp_path):
-    for i in range(12):
-        (tmp_path / f"f{i:02d}.py").write_text(f"def g{i}(y):\n    return y - {i}\n" * 150)
-    return tmp_path
 
 
 def test_study_runs_every_method_and_fine_tunes(text_folder):

@@ -18,7 +18,6 @@ On CUDA every timed call is bracketed by CUDA events. Results: results/bench_<de
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from posenc.alibi import alibi_slopes, bias_from_slopes
 from posenc.attention import MultiHeadAttention, sdpa_attention
 from posenc.model import SCHEMES, ModelConfig, make_scheme
 from posenc.rope import apply_rope, apply_rope_complex, rope_cached, rope_cos_sin, rotate_half
-from posenc.runtime import cpu_name
+from posenc.runtime import cpu_name, write_json
 
 # ----------------------------------------------------------------------------------------
 # Timing and memory
@@ -460,9 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench_{file_label(device)}" + ("_quick" if args.quick else "")
     stem += "" if args.dtype == "float32" else f"_{args.dtype}"
-    tmp = out / f"{stem}.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(out / f"{stem}.json")
+    write_json(out / f"{stem}.json", results)
     plot_bench(results, out / f"{stem}.png")
     s = results["summary"]
     print(

@@ -18,7 +18,6 @@ by the factor E / L at evaluation length E).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -31,7 +30,7 @@ import torch
 from posenc.data import Corpus, evaluation_windows, load_corpus, training_batches
 from posenc.learned import clamped_positions
 from posenc.model import SCHEMES, ModelConfig, TinyLM
-from posenc.runtime import cpu_name
+from posenc.runtime import cpu_name, write_json
 
 ROWS = (
     "nope",
@@ -314,9 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or ("quick" if args.quick else "full")
     json_path = out / f"extrapolation_{name}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(json_path)  # never leave a half-written results file
+    write_json(json_path, results)
     plot_results(results, out / f"extrapolation_{name}.png")
     print(format_table(results))
     print(f"wrote {json_path} ({results['wall_time_s']} s on {results['machine']})")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import time
@@ -32,6 +31,7 @@ from posenc.extrapolation import (
     train,
 )
 from posenc.model import ModelConfig
+from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
 
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"rope_scaling_{'quick' if args.quick else 'full'}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(path, results)
     print(format_table(results))
     for method, curve in results["finetune_at_2L"].items():
         print(f"fine-tune {method} at 2L: " + ", ".join(f"{k}: {v:.2f}" for k, v in curve.items()))
