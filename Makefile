@@ -15,7 +15,7 @@ export IPYTHONDIR := $(CURDIR)/.jupyter/ipython
 export JUPYTER_CONFIG_DIR := $(CURDIR)/.jupyter/config
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test env notebooks solutions grade lint format clean extrapolation bench bench-gpu scaling
+.PHONY: lab test env notebooks solutions grade lint format clean extrapolation bench bench-gpu scaling doctor
 
 env: $(STAMP)
 
@@ -69,3 +69,6 @@ bench-gpu: $(STAMP)
 
 scaling: $(STAMP)
 	$(PY) -m posenc.scaling_study
+
+doctor: $(STAMP)
+	$(PY) -m posenc.doctor

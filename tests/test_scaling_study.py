@@ -1,6 +1,5 @@
 """The RoPE-scaling study: mechanics on a tiny corpus (the committed results carry the ranking)."""
 
-
 from posenc.extrapolation import Settings
 from posenc.scaling_study import METHODS, run_scaling_study, scaling_config
 

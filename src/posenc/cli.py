@@ -1,4 +1,5 @@
-"""The ``posenc`` command: ``posenc grade …`` (a class) and ``posenc grade-self …``."""
+"""The ``posenc`` command: ``posenc grade …`` (a class), ``posenc grade-self …`` (yourself) and
+``posenc doctor`` (is this machine ready?)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"grade": "posenc.grading.classroom", "grade-self": "posenc.grading.runner"}
+    commands = {
+        "grade": "posenc.grading.classroom",
+        "grade-self": "posenc.grading.runner",
+        "doctor": "posenc.doctor",
+    }
     if not argv or argv[0] not in commands:
         print(
             "usage: posenc {grade,grade-self} ...\n"
