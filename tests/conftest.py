@@ -39,3 +39,20 @@ def text_folder(tmp_path):
     for i in range(12):
         (tmp_path / f"f{i:02d}.py").write_text(f"def f{i}(x):\n    return x * {i} + 1\n" * 150)
     return tmp_path
+
+
+def tiny_settings(**overrides):
+    """Settings for a study small enough for a test (a few seconds on 2 cores)."""
+    from posenc.extrapolation import Settings
+
+    base = dict(
+        train_len=8,
+        steps=5,
+        batch=4,
+        d_model=32,
+        n_heads=4,
+        eval_tokens=128,
+        train_bytes=20_000,
+        held_out_bytes=3_000,
+    )
+    return Settings(**(base | overrides))

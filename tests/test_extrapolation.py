@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_settings
 
 from posenc.data import evaluation_windows, load_corpus, training_batches
 from posenc.extrapolation import (
@@ -92,15 +93,7 @@ def test_metrics():
 
 
 def test_study_results_keys_and_cli(text_folder, tmp_path):
-    s = Settings(
-        train_len=8,
-        steps=5,
-        batch=4,
-        d_model=32,
-        n_heads=4,
-        eval_tokens=128,
-        train_bytes=20_000,
-        held_out_bytes=3_000,
+    s = tiny_settings(
         seeds=[0, 1],
         schemes=["learned", "rope", "alibi"],
     )

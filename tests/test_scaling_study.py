@@ -1,6 +1,7 @@
 """The RoPE-scaling study: mechanics on a tiny corpus (the committed results carry the ranking)."""
 
-from posenc.extrapolation import Settings
+from conftest import tiny_settings
+
 from posenc.scaling_study import METHODS, run_scaling_study, scaling_config
 
 
@@ -12,16 +13,7 @@ def test_scaling_configs_follow_hugging_face_keys():
 
 
 def test_study_runs_every_method_and_fine_tunes(text_folder):
-    s = Settings(
-        train_len=8,
-        steps=6,
-        batch=4,
-        d_model=32,
-        n_heads=4,
-        eval_tokens=128,
-        train_bytes=20_000,
-        held_out_bytes=3_000,
-    )
+    s = tiny_settings(steps=6)
     r = run_scaling_study(
         s, finetune_steps=4, eval_every=2, corpus_path=str(text_folder), show_progress=False
     )

@@ -10,6 +10,7 @@ when something is off. When the values are wrong, the case compares them with wh
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -262,6 +263,29 @@ def expect_tensor(
         raise Mismatch(f"{label}: the output holds NaN or inf values", specific=True)
     err = (out.detach().double() - expected.double()).abs().max().item()
     raise Mismatch(f"{label}: values differ from the reference (max abs error {err:.3g})")
+
+
+def expect_number(
+    out: Any,
+    expected: float,
+    label: str,
+    wrong: dict[str, float] | None = None,
+    *,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 0.0,
+    what: str = "returned",
+) -> None:
+    """Raise Mismatch unless ``out`` is a number close to ``expected``; when it equals what a
+    known mistake gives (``wrong``: hint → value), the hint names that mistake."""
+    value = as_float(out, label)
+    if math.isclose(value, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        return
+    for hint, mistaken in (wrong or {}).items():
+        if math.isclose(mistaken, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+            continue  # this mistake gives the right value here: it cannot be the cause
+        if math.isclose(value, mistaken, rel_tol=rel_tol, abs_tol=abs_tol):
+            raise Mismatch(hint, specific=True)
+    raise Mismatch(f"{label}: {what} {value:.6g}, expected {expected:.6g}")
 
 
 def as_float(out: Any, label: str) -> float:

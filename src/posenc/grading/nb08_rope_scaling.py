@@ -6,7 +6,15 @@ import math
 
 import torch
 
-from posenc.grading.core import Case, Mismatch, Mistakes, as_float, call, exercise, expect_tensor
+from posenc.grading.core import (
+    Case,
+    Mismatch,
+    Mistakes,
+    call,
+    exercise,
+    expect_number,
+    expect_tensor,
+)
 from posenc.rope import rope_frequencies
 from posenc.rope_scaling import (
     dynamic_ntk_base,
@@ -69,13 +77,7 @@ def linear_cases() -> list[Case]:
 
 def _float_case(label, args, expected, wrong: dict[str, float]) -> Case:
     def run(fn):
-        out = as_float(call(fn, *args), label)
-        if math.isclose(out, expected, rel_tol=1e-6):
-            return
-        for hint, value in wrong.items():
-            if math.isclose(out, value, rel_tol=1e-6):
-                raise Mismatch(hint, specific=True)
-        raise Mismatch(f"{label}: returned {out:.6g}, expected {expected:.6g}")
+        expect_number(call(fn, *args), expected, label, wrong)
 
     return Case(label, run)
 
@@ -102,7 +104,7 @@ def ntk_cases() -> list[Case]:
                 f"base {base:g}, factor {f:g}, dim {dim}",
                 (base, f, dim),
                 expected,
-                {k: v for k, v in wrong.items() if not math.isclose(v, expected)},
+                wrong,  # expect_number skips mistakes that give the right value here
             )
         )
     return cases
@@ -135,7 +137,7 @@ def dynamic_cases() -> list[Case]:
                 f"seq_len {s}, original {L}, factor {f:g}",
                 (base, f, dim, s, L),
                 expected,
-                {k: v for k, v in wrong.items() if not math.isclose(v, expected)},
+                wrong,  # expect_number skips mistakes that give the right value here
             )
         )
     return cases
@@ -162,18 +164,12 @@ def _yarn_case(label, dim, base, f, L) -> Case:
             }
         )
         expect_tensor(freqs, expected, label, mistakes, **TOL)
-        att = as_float(att, label)
-        if math.isclose(att, factor, rel_tol=1e-6):
-            return
         wrong = {
             "attention factor missing: YaRN scales the logits by 0.1·ln(factor) + 1": 1.0,
             "attention factor applied twice (squared); it multiplies cos and sin once": factor**2,
             "attention factor 0.1·log10(factor) + 1; use the natural log": 0.1 * math.log10(f) + 1,
         }
-        for hint, value in wrong.items():
-            if math.isclose(att, value, rel_tol=1e-6) and not math.isclose(value, factor):
-                raise Mismatch(hint, specific=True)
-        raise Mismatch(f"{label}: attention factor {att:.5g}, expected {factor:.5g}")
+        expect_number(att, factor, label, wrong, what="attention factor")
 
     return Case(label, run)
 
