@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from conftest import NOTEBOOKS, SOLUTIONS
 
+from posenc.grading import classroom
 from posenc.grading.classroom import grade_class, main, select_shard, write_report
 
 NB = "00_attention_has_no_order"
@@ -122,7 +123,7 @@ def test_submissions_are_never_written(graded):
     assert _digest(root) == before
 
 
-def test_parallel_and_serial_agree_and_report_files(graded, tmp_path):
+def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_path):
     root, _, by = graded
     subset = tmp_path / "subset"
     for student in ("correct", "blank", "wrong"):
@@ -133,6 +134,11 @@ def test_parallel_and_serial_agree_and_report_files(graded, tmp_path):
     serial = grade_class(subset, jobs=1, show_progress=False)
     assert [(g.student, _statuses(g)) for g in serial] == [
         (s, _statuses(by[s])) for s in ("blank", "correct", "wrong")
+    ]
+    assert any(t.process.poll() is None for t in classroom._templates.values())  # warm path used
+    cold = grade_class(subset, jobs=1, show_progress=False, warm_kernels=False)
+    assert [(g.student, _statuses(g), g.flags) for g in cold] == [
+        (g.student, _statuses(g), g.flags) for g in serial
     ]
     write_report(serial, tmp_path / "report")
     rows = list(csv.DictReader(open(tmp_path / "report" / "grades.csv", encoding="utf-8")))

@@ -18,6 +18,7 @@ The learner's ``make grade`` is the one-student case of the same code path.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import json
 import os
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from posenc.grading.core import FAIL, GRADE_LOG_ENV, PASS, REGISTRY
+from posenc.warm_kernels import WARM_KERNELS_ENV, WarmKernelTemplate, request_fork
 
 SUSPICIOUS = re.compile(
     r"posenc\.grading|grading\.core|POSENC_GRADE_LOG|CheckResult|REGISTRY|run_cases"
@@ -147,7 +149,33 @@ def _kernel_died(pid_file: Path) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _kill_tree(process: subprocess.Popen, pid_file: Path) -> None:
+def _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels):
+    """Start the process that executes the notebook (posenc.notebook_exec): forked from the
+    warm template when there is one, else a fresh Python. Either way it leads its own process
+    group and writes to ``stderr_file``."""
+    argv = [str(nb_path), str(summary), str(timeout_cell)]
+    if warm_kernels:
+        try:
+            fds = (os.open(os.devnull, os.O_WRONLY), stderr_file.fileno())
+            try:
+                return request_fork(
+                    warm_kernels, "notebook", argv, env=env, cwd=str(nb_path.parent), output_fds=fds
+                )
+            finally:
+                os.close(fds[0])
+        except OSError:
+            pass  # the template is gone: start cold
+    return subprocess.Popen(
+        [sys.executable, "-m", "posenc.notebook_exec", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_file,
+        start_new_session=True,
+    )
+
+
+def _kill_tree(process, pid_file: Path) -> None:
+    """Kill the kernel (by the pid the runner wrote) and the runner's process group."""
     for pid in [int(pid_file.read_text())] if pid_file.exists() else []:
         for kill in (
             lambda p: os.killpg(os.getpgid(p), signal.SIGKILL),
@@ -161,6 +189,8 @@ def _kill_tree(process: subprocess.Popen, pid_file: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    if process.poll() is None:  # killed before it had its own group
+        process.kill()
 
 
 def grade_notebook_file(
@@ -171,8 +201,12 @@ def grade_notebook_file(
     timeout_cell: int = 60,
     timeout_notebook: int = 300,
     threads: int | None = None,
+    warm_kernels: str | None = None,
 ) -> NotebookGrade:
-    """Grade one submitted notebook; never raises for a broken submission."""
+    """Grade one submitted notebook; never raises for a broken submission.
+
+    ``warm_kernels`` is the socket of a :class:`~posenc.warm_kernels.WarmKernelTemplate`; the
+    notebook's kernel is then forked from it (fresh, used once) instead of started cold."""
     import nbformat
 
     stem = course_stem(path, solutions)
@@ -204,31 +238,21 @@ def grade_notebook_file(
         nbformat.write(nb, nb_path)
         log.touch()
         env = dict(os.environ, **{GRADE_LOG_ENV: str(log)})
+        env.pop(WARM_KERNELS_ENV, None)
+        if warm_kernels:
+            env[WARM_KERNELS_ENV] = warm_kernels
         if threads is not None:  # several notebooks at once: share the cores, do not fight
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-        stderr_file = open(work / "stderr", "w")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "posenc.notebook_exec",
-                str(nb_path),
-                str(summary),
-                str(timeout_cell),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr_file,
-            start_new_session=True,
-        )
+        with open(work / "stderr", "w") as stderr_file:
+            runner = _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels)
         timed_out = kernel_died = False
         try:
-            process.wait(timeout=timeout_notebook)
+            runner.wait(timeout=timeout_notebook)
         except subprocess.TimeoutExpired:
             timed_out = not _kernel_died(summary.with_suffix(".pid"))
             kernel_died = not timed_out
-            _kill_tree(process, summary.with_suffix(".pid"))
-            process.wait()
+            _kill_tree(runner, summary.with_suffix(".pid"))
+            runner.wait()
         results = {}
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
@@ -236,8 +260,8 @@ def grade_notebook_file(
                 results[entry["name"]] = entry
             except (ValueError, KeyError, TypeError):
                 grade.flags.append("suspicious: the grade log holds a line check() did not write")
-        stderr_file.close()
-        info = json.loads(summary.read_text()) if summary.exists() else {"cells": [], "died": ""}
+        ran = summary.exists()
+        info = json.loads(summary.read_text()) if ran else {"cells": [], "died": ""}
         errors = [
             x
             for x in (work / "stderr").read_text(errors="replace").splitlines()
@@ -250,8 +274,8 @@ def grade_notebook_file(
         grade.error = f"the notebook ran past {timeout_notebook} s and was stopped"
     elif info["died"]:
         grade.error = info["died"]
-    elif process.returncode:
-        grade.error = f"the grader's runner exited with code {process.returncode}: {last_error}"
+    elif not ran:
+        grade.error = f"the grader's runner failed: {last_error or 'no summary written'}"
     cells = {c["id"]: c for c in info["cells"]}
     for name in names:
         entry = results.get(name)
@@ -304,8 +328,22 @@ def select_shard(students: list[str], shard: str | None) -> set[str]:
     return {s for k, s in enumerate(ordered) if k % n == i - 1}
 
 
+_templates: dict[int | None, WarmKernelTemplate] = {}  # per thread count, started on first use
+
+
+def _warm_template(threads: int | None) -> str | None:
+    """The socket of this process's warm-kernel template (started once); None if it fails."""
+    template = _templates.get(threads)
+    if template is None or template.process.poll() is not None:
+        template = _templates[threads] = WarmKernelTemplate(threads)
+        atexit.register(template.stop)
+    if not template.ready():
+        return None  # the kernels start cold instead: slower, same grades
+    return template.socket_path
+
+
 def _grade_task(args) -> NotebookGrade:
-    student, path, solutions, timeout_cell, timeout_notebook, threads = args
+    student, path, solutions, timeout_cell, timeout_notebook, threads, warm = args
     return grade_notebook_file(
         student,
         Path(path),
@@ -313,6 +351,7 @@ def _grade_task(args) -> NotebookGrade:
         timeout_cell=timeout_cell,
         timeout_notebook=timeout_notebook,
         threads=threads,
+        warm_kernels=_warm_template(threads) if warm else None,
     )
 
 
@@ -325,7 +364,12 @@ def grade_class(
     timeout_notebook: int = 300,
     shard: str | None = None,
     show_progress: bool = True,
+    warm_kernels: bool = True,
 ) -> list[NotebookGrade]:
+    """Grade every submitted notebook (of shard ``i/n`` when given), ``jobs`` at a time.
+
+    With ``warm_kernels`` each grading process keeps a template with the course's libraries
+    imported and forks every notebook's kernel from it (see :mod:`posenc.warm_kernels`)."""
     from tqdm.auto import tqdm
 
     solutions = solutions or default_solutions()
@@ -333,7 +377,7 @@ def grade_class(
     chosen = select_shard([s for s, _ in pairs], shard)
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     tasks = [
-        (s, str(p), str(solutions), timeout_cell, timeout_notebook, threads)
+        (s, str(p), str(solutions), timeout_cell, timeout_notebook, threads, warm_kernels)
         for s, p in pairs
         if s in chosen
     ]
@@ -403,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-notebook", type=int, default=300, help="seconds per notebook")
     parser.add_argument("--shard", help="grade share i of n (e.g. 2/4) of the students")
     parser.add_argument("--solutions", type=Path, help="solution notebooks (default: the course)")
+    parser.add_argument(
+        "--cold-kernels",
+        action="store_true",
+        help="start every kernel from scratch instead of forking a warm template (slower)",
+    )
     args = parser.parse_args(argv)
     for name in ("jobs", "timeout_cell", "timeout_notebook"):
         if getattr(args, name) < 1:
@@ -415,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout_cell=args.timeout_cell,
             timeout_notebook=args.timeout_notebook,
             shard=args.shard,
+            warm_kernels=not args.cold_kernels,
         )
     except ValueError as err:
         parser.error(str(err))
