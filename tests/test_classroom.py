@@ -85,7 +85,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     make_class(root)
     before = _digest(root)
-    grades = grade_class(root, jobs=2, timeout_cell=5, timeout_notebook=30, show_progress=False)
+    grades = grade_class(root, jobs=2, timeout_cell=5, timeout_notebook=20, show_progress=False)
     return root, before, {g.student: g for g in grades}
 
 
