@@ -4,6 +4,7 @@ with the process that asked for it; and without a template, kernels start the or
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -106,3 +107,14 @@ def test_without_a_template_kernels_start_cold(monkeypatch, tmp_path):
     seen = _probe(nb)
     assert not seen["torch_preloaded"]  # an ordinary, fresh kernel
     assert seen["ppid"] == os.getpid()
+
+
+def test_a_bad_request_is_refused_and_the_template_serves_on(template, monkeypatch, tmp_path):
+    for garbage in (b"not json", json.dumps({"kind": "shell", "argv": ["rm -rf /"]}).encode()):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(10)
+            conn.connect(template.socket_path)
+            conn.sendall(garbage)
+            assert conn.recv(100) == b""  # closed without forking anything
+    nb, _ = _run([PROBE], monkeypatch, template.socket_path, tmp_path)
+    assert _probe(nb)["ppid"] == template.process.pid

@@ -138,13 +138,14 @@ def serve(socket_path: str) -> None:
         importlib.import_module(name)
     # The grader reads its log path from the environment when posenc.grading is first imported;
     # that import must happen in each kernel, never here.
-    assert "posenc.grading.core" not in sys.modules, "the template must not import the grader"
+    if "posenc.grading.core" in sys.modules:
+        raise RuntimeError("the warm-kernel template must not import posenc.grading")
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does: the kernel's folder is not an import path
     parent = os.getppid()
     signal.signal(signal.SIGCHLD, _reap_children)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
+    listener.bind(socket_path)  # in a folder only this user can enter (mkdtemp: mode 0700)
     listener.listen(8)
     listener.settimeout(1.0)
     try:
@@ -162,13 +163,16 @@ def _serve_forever(listener: socket.socket, parent: int) -> None:
             continue
         with conn:
             conn.settimeout(10)
+            fds: list[int] = []
             try:
                 message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 2)
                 request = json.loads(message)
-            except (OSError, ValueError):
-                continue
-            if request.get("kind") not in _RUN:
-                continue
+                if request.get("kind") not in _RUN:
+                    raise ValueError(f"unknown request kind {request.get('kind')!r}")
+            except (OSError, ValueError, AttributeError):
+                for fd in fds:
+                    os.close(fd)
+                continue  # the requester sees the connection close and starts cold
             pid = os.fork()
             if pid == 0:
                 code = 0
