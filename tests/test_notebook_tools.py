@@ -117,5 +117,7 @@ def test_student_notebooks_hold_no_answers_and_no_outputs():
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             assert "### BEGIN SOLUTION" not in cell.source, path.name
+            assert "execution" not in cell.metadata, f"{path.name}: solution-run timestamps"
             if cell.cell_type == "code":
                 assert cell.outputs == [], f"{path.name}: student cells must have no output"
+        assert "widgets" not in nb.metadata, f"{path.name}: the solution run's widget state"

@@ -76,7 +76,9 @@ def _has_marker(source: str) -> bool:
 def student_version(nb: nbformat.NotebookNode, name: str = "<notebook>") -> nbformat.NotebookNode:
     """Return the student copy of a solution notebook (the input is left untouched)."""
     student = copy.deepcopy(nb)
+    student.metadata.pop("widgets", None)  # the solution run's widget state
     for index, cell in enumerate(student.cells):
+        cell.metadata.pop("execution", None)  # the solution run's timestamps
         where = _where(name, index, cell)
         if cell.cell_type != "code":
             if _has_marker(cell.source):
@@ -176,6 +178,7 @@ def execute_notebook(
         km=km,
         timeout=timeout_cell,
         allow_errors=allow_errors,
+        record_timing=False,  # no timestamps in the stored notebooks: diffs show real changes
         resources={"metadata": {"path": str(cwd)}},
     )
     try:

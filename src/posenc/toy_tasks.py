@@ -67,8 +67,13 @@ def train_lookback(
     seed: int = 0,
     num_heads: int = 1,
     num_layers: int = 1,
+    progress: bool = True,
 ) -> tuple[LookbackModel, list[float]]:
-    """Train a :class:`LookbackModel` with Adam; return it and the loss of every step."""
+    """Train a :class:`LookbackModel` with Adam; return it and the loss of every step.
+
+    With ``progress``, a progress bar appears once training has taken more than 2 s."""
+    from tqdm.auto import tqdm
+
     if lookback < 1 or lookback >= seq_len:
         raise ValueError(f"lookback must be in [1, seq_len), got {lookback} with seq_len={seq_len}")
     torch.manual_seed(seed)
@@ -76,7 +81,7 @@ def train_lookback(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc="training", unit="step", delay=2.0, disable=not progress):
         ids, targets = lookback_batch(batch, seq_len, vocab, lookback, g)
         logits = model(ids)
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
