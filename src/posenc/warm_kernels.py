@@ -237,8 +237,8 @@ def _remove_socket(socket_path: str) -> None:
 
 
 class ForkedProcess:
-    """Enough of ``subprocess.Popen`` (for jupyter_client and the grader) for a process the
-    template forked: it is not our child, so it is watched through its pid.
+    """Enough of ``subprocess.Popen`` (for jupyter_client and the grader) for a process that
+    is not our child, such as one the template forked: it is watched through its pid.
 
     The template reaps its children, so one that exited is simply gone (or, for an instant, a
     zombie). Its exit code is not known here: ``returncode`` is -1 once it has ended."""

@@ -32,7 +32,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from posenc.grading.core import FAIL, GRADE_LOG_ENV, PASS, REGISTRY
-from posenc.warm_kernels import WARM_KERNELS_ENV, WarmKernelTemplate, request_fork
+from posenc.warm_kernels import (
+    WARM_KERNELS_ENV,
+    ForkedProcess,
+    WarmKernelTemplate,
+    request_fork,
+)
 
 SUSPICIOUS = re.compile(
     r"posenc\.grading|grading\.core|POSENC_GRADE_LOG|CheckResult|REGISTRY|run_cases"
@@ -135,18 +140,12 @@ def prepare(student_nb, solution_nb) -> tuple[object, list[str]]:
 
 
 def _kernel_died(pid_file: Path) -> bool:
-    """True when the kernel was started and its process is gone."""
-    if not pid_file.exists():
-        return False
+    """True when the kernel was started and its process is gone (or a zombie)."""
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    stat = Path(f"/proc/{pid}/stat")  # a dead child not yet reaped is a zombie ("Z")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except (OSError, ValueError):
+        return False  # never started
+    return ForkedProcess(pid).poll() is not None
 
 
 def _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels):
