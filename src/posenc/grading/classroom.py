@@ -330,7 +330,7 @@ def select_shard(students: list[str], shard: str | None) -> set[str]:
 _templates: dict[int | None, WarmKernelTemplate] = {}  # per thread count, started on first use
 
 
-def _warm_template(threads: int | None) -> str | None:
+def warm_template(threads: int | None = None) -> str | None:
     """The socket of this process's warm-kernel template (started once); None if it fails."""
     template = _templates.get(threads)
     if template is None or template.process.poll() is not None:
@@ -350,7 +350,7 @@ def _grade_task(args) -> NotebookGrade:
         timeout_cell=timeout_cell,
         timeout_notebook=timeout_notebook,
         threads=threads,
-        warm_kernels=_warm_template(threads) if warm else None,
+        warm_kernels=warm_template(threads) if warm else None,
     )
 
 

@@ -11,7 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from posenc.grading.classroom import NotebookGrade, default_solutions, grade_notebook_file
+from posenc.grading.classroom import (
+    NotebookGrade,
+    default_solutions,
+    grade_notebook_file,
+    warm_template,
+)
 from posenc.grading.core import FAIL, PASS
 
 
@@ -25,6 +30,7 @@ def grade_notebook(
         default_solutions(),
         timeout_cell=timeout_cell,
         timeout_notebook=timeout_notebook,
+        warm_kernels=warm_template(),  # started once, reused for every notebook graded here
     )
 
 
