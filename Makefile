@@ -38,10 +38,10 @@ test: $(STAMP)
 	$(VENV)/bin/pytest tests solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -p no:cacheprovider
 
 notebooks: $(STAMP)
-	$(PY) -m posenc.notebook_tools solutions notebooks
+	$(PY) -m posenc.course.notebook_tools solutions notebooks
 
 solutions: $(STAMP)
-	$(PY) -m posenc.notebook_tools --execute solutions
+	$(PY) -m posenc.course.notebook_tools --execute solutions
 
 grade: $(STAMP)
 	$(PY) -m posenc.grading --exit-zero notebooks
@@ -58,17 +58,17 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 extrapolation: $(STAMP)
-	$(PY) -m posenc.extrapolation
+	$(PY) -m posenc.experiments.extrapolation
 
 bench: $(STAMP)
-	$(PY) -m posenc.bench --device cpu
+	$(PY) -m posenc.experiments.bench --device cpu
 
 # On a CUDA machine: BENCH_OUT=folder make bench-gpu (default results/).
 bench-gpu: $(STAMP)
-	POSENC_BENCH_OUT=$${BENCH_OUT:-results} $(PY) -m posenc.bench --device cuda --dtype bfloat16
+	POSENC_BENCH_OUT=$${BENCH_OUT:-results} $(PY) -m posenc.experiments.bench --device cuda --dtype bfloat16
 
 scaling: $(STAMP)
-	$(PY) -m posenc.scaling_study
+	$(PY) -m posenc.experiments.scaling_study
 
 doctor: $(STAMP)
-	$(PY) -m posenc.doctor
+	$(PY) -m posenc.course.doctor

@@ -43,7 +43,7 @@ def text_folder(tmp_path):
 
 def tiny_settings(**overrides):
     """Settings for a study small enough for a test (a few seconds on 2 cores)."""
-    from posenc.extrapolation import Settings
+    from posenc.experiments.extrapolation import Settings
 
     base = dict(
         train_len=8,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from posenc.notebook_tools import BEGIN
+from posenc.course.notebook_tools import BEGIN
 
 
 def solution_namespace(path: Path) -> dict:

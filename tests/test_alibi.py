@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posenc.alibi import ALiBi, alibi_bias, alibi_slopes, attention_with_alibi
-from posenc.attention import MultiHeadAttention, scaled_dot_product_attention, sdpa_attention
+from posenc.attention import MultiHeadAttention, attention_reference, attention_sdpa
 
 
 def reference_slopes(n: int) -> list[float]:
@@ -50,7 +50,7 @@ def test_shift_invariance_key_only_bias_equals_alibi():
     q, k, v = torch.randn(3, 4, 7, 8).unbind(0)
     m = alibi_slopes(4)[:, None, None]
     key_only = (m * torch.arange(7.0)).expand(4, 7, 7)
-    a = scaled_dot_product_attention(q, k, v, causal=True, bias=key_only)
+    a = attention_reference(q, k, v, causal=True, bias=key_only)
     torch.testing.assert_close(
         a, attention_with_alibi(q, k, v, alibi_slopes(4)), atol=1e-5, rtol=1e-5
     )
@@ -62,7 +62,7 @@ def test_attention_matches_sdpa_and_decoding_matches_full():
     slopes = alibi_slopes(6)
     full = attention_with_alibi(q, k, v, slopes)
     torch.testing.assert_close(
-        full, sdpa_attention(q, k, v, bias=alibi_bias(6, 10)), atol=1e-5, rtol=1e-5
+        full, attention_sdpa(q, k, v, bias=alibi_bias(6, 10)), atol=1e-5, rtol=1e-5
     )
     last = attention_with_alibi(q[..., -1:, :], k, v, slopes)
     torch.testing.assert_close(last, full[..., -1:, :], atol=1e-5, rtol=1e-5)

@@ -5,15 +5,14 @@ import json
 import torch
 
 from posenc.alibi import alibi_bias, alibi_slopes
-from posenc.attention import sdpa_attention
-from posenc.bench import (
+from posenc.attention import attention_sdpa
+from posenc.experiments.bench import (
     alibi_blockwise,
-    attention_flops,
     main,
-    rope_bytes_moved,
     rope_rotate_half,
     run_bench,
 )
+from posenc.experiments.costs import attention_flops, rope_bytes_moved
 from posenc.rope import apply_rope, apply_rope_complex, rope_cached, rope_cos_sin
 
 
@@ -37,7 +36,7 @@ def test_rope_formulations_agree():
 def test_blockwise_alibi_equals_the_materialised_bias():
     torch.manual_seed(1)
     q, k, v = torch.randn(3, 1, 4, 300, 16).unbind(0)
-    full = sdpa_attention(q, k, v, bias=alibi_bias(4, 300), causal=False)
+    full = attention_sdpa(q, k, v, bias=alibi_bias(4, 300), causal=False)
     torch.testing.assert_close(
         alibi_blockwise(q, k, v, alibi_slopes(4), block=64), full, atol=1e-5, rtol=1e-5
     )

@@ -2,7 +2,7 @@
 
 import sys
 
-from posenc import doctor
+from posenc.course import doctor
 
 
 def test_ready_machine_passes_every_check(capsys):

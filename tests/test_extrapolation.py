@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import tiny_settings
 
-from posenc.data import evaluation_windows, load_corpus, training_batches
-from posenc.extrapolation import (
+from posenc.experiments.data import evaluation_windows, load_corpus, training_batches
+from posenc.experiments.extrapolation import (
     Settings,
     main,
     perplexity_from_losses,
@@ -16,7 +16,7 @@ from posenc.extrapolation import (
     run_study,
     train,
 )
-from posenc.model import SCHEMES, ModelConfig, TinyLM
+from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
 
 
 def test_corpus_split_by_file_and_hashed(text_folder):

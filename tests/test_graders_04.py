@@ -6,7 +6,7 @@ from conftest import SOLUTIONS
 from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
-from posenc.attention import scaled_dot_product_attention
+from posenc.attention import attention_reference
 from posenc.grading.nb04_rope import rope_attention_reference
 from posenc.rope import apply_rope, rope_frequencies
 
@@ -152,11 +152,9 @@ def _attn(
     rq = apply_rope(q, positions) if rotate_q else q
     rk = apply_rope(k, positions) if rotate_k else k
     rv = apply_rope(v, positions) if rotate_v else v
-    out = scaled_dot_product_attention(rq, rk, rv, causal=causal)
+    out = attention_reference(rq, rk, rv, causal=causal)
     return (
-        apply_rope(scaled_dot_product_attention(q, k, v, causal=True), positions)
-        if (rotate_output)
-        else out
+        apply_rope(attention_reference(q, k, v, causal=True), positions) if (rotate_output) else out
     )
 
 

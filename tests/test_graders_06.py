@@ -8,7 +8,7 @@ from conftest import SOLUTIONS
 from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
-from posenc.extrapolation import perplexity_from_losses, position_buckets
+from posenc.experiments.extrapolation import perplexity_from_losses, position_buckets
 from posenc.grading.nb06_extrapolation import best_extrapolator_reference
 
 NB = SOLUTIONS / "06_train_short_test_long.ipynb"

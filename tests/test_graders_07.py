@@ -6,7 +6,7 @@ from conftest import SOLUTIONS
 from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
-from posenc.bench import attention_flops, rope_bytes_moved
+from posenc.experiments.costs import attention_flops, rope_bytes_moved
 from posenc.rope import rope_cached
 
 NB = SOLUTIONS / "07_costs.ipynb"

@@ -9,7 +9,7 @@ from conftest import ROOT, SOLUTIONS
 from grader_helpers import assert_rejected
 from solution_code import solution_namespace
 
-from posenc.interview import Quiz, broken_links, headline_table, load_bank
+from posenc.course.interview import Quiz, broken_links, headline_table, load_bank
 
 NB = SOLUTIONS / "09_interview_drill.ipynb"
 

@@ -5,7 +5,7 @@ import pytest
 from conftest import NOTEBOOKS, SOLUTIONS
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from posenc.notebook_tools import (
+from posenc.course.notebook_tools import (
     MarkerError,
     out_of_sync,
     solution_notebooks,

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posenc.attention import MultiHeadAttention, scaled_dot_product_attention, sdpa_attention
+from posenc.attention import MultiHeadAttention, attention_reference, attention_sdpa
 from posenc.rope import (
     RotaryEmbedding,
     apply_rope,
@@ -173,9 +173,9 @@ def test_kv_cache_scores_equal_full_recompute():
     q, k, v = torch.randn(3, 2, 4, 9, 16).unbind(0)
     pos = torch.arange(9)
     rq, rk = apply_rope(q, pos), apply_rope(k, pos)
-    full = scaled_dot_product_attention(rq, rk, v, causal=True)
+    full = attention_reference(rq, rk, v, causal=True)
     # Decode the last token: its query at position 8, against the 9 cached rotated keys.
-    step = sdpa_attention(apply_rope(q[..., 8:, :], pos[8:]), rk, v, causal=True)
+    step = attention_sdpa(apply_rope(q[..., 8:, :], pos[8:]), rk, v, causal=True)
     torch.testing.assert_close(step, full[..., 8:, :], atol=1e-5, rtol=1e-5)
 
 

@@ -2,7 +2,7 @@
 
 from conftest import tiny_settings
 
-from posenc.scaling_study import METHODS, run_scaling_study, scaling_config
+from posenc.experiments.scaling_study import METHODS, run_scaling_study, scaling_config
 
 
 def test_scaling_configs_follow_hugging_face_keys():

@@ -6,9 +6,9 @@ import nbformat
 import pytest
 from conftest import NOTEBOOKS, SOLUTIONS
 
+from posenc.course.notebook_tools import solution_notebooks
 from posenc.grading import EXERCISES
 from posenc.grading.runner import format_table, grade_notebook
-from posenc.notebook_tools import solution_notebooks
 
 STUDENT = solution_notebooks(NOTEBOOKS)
 

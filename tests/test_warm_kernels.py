@@ -15,7 +15,7 @@ import pytest
 from nbclient import NotebookClient
 
 from posenc.grading.core import GRADE_LOG_ENV
-from posenc.warm_kernels import WARM_KERNELS_ENV, WarmKernelTemplate, forked_kernel_manager
+from posenc.grading.warm_kernels import WARM_KERNELS_ENV, WarmKernelTemplate, forked_kernel_manager
 
 PROBE = """\
 import json, os, sys
@@ -88,7 +88,7 @@ def test_a_forked_kernel_dies_with_the_process_that_asked_for_it(template, tmp_p
     asker = textwrap.dedent(f"""\
         import os, sys
         os.environ[{WARM_KERNELS_ENV!r}] = {template.socket_path!r}
-        from posenc.warm_kernels import forked_kernel_manager
+        from posenc.grading.warm_kernels import forked_kernel_manager
         km = forked_kernel_manager()
         km.start_kernel(cwd={str(tmp_path)!r})
         print(km.provisioner.pid, flush=True)

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from posenc.attention import PositionScheme, scaled_dot_product_attention
+from posenc.attention import PositionScheme, attention_reference
 from posenc.relative_bias import relative_positions
 
 
@@ -70,7 +70,7 @@ def attention_with_alibi(q: Tensor, k: Tensor, v: Tensor, slopes: Tensor) -> Ten
     """Causal attention with ALiBi.  q: (..., heads, q_len, d), k, v: (..., heads, k_len, d),
     slopes: (heads,).  Returns (..., heads, q_len, d)."""
     bias = bias_from_slopes(slopes.to(q), q.shape[-2], k.shape[-2])  # (heads, q_len, k_len)
-    return scaled_dot_product_attention(q, k, v, bias=bias)
+    return attention_reference(q, k, v, bias=bias)
 
 
 class ALiBi(PositionScheme):

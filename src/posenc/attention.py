@@ -66,7 +66,7 @@ def attention_weights(
     return torch.softmax(scores, dim=-1)  # each row sums to 1
 
 
-def scaled_dot_product_attention(
+def attention_reference(
     q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, bias: Tensor | None = None
 ) -> Tensor:
     """softmax(Q Kᵀ / √d_k + B) V.  Returns (..., q_len, d_v)."""
@@ -82,7 +82,7 @@ def self_attention(
     Returns (..., seq, d_v). No position information enters anywhere.
     """
     q, k, v = x @ w_q, x @ w_k, x @ w_v  # (..., seq, d_k), (..., seq, d_k), (..., seq, d_v)
-    return scaled_dot_product_attention(q, k, v, causal=causal)
+    return attention_reference(q, k, v, causal=causal)
 
 
 def permutation_equivariance_gap(attn_fn: Callable[[Tensor], Tensor], x: Tensor, perm) -> float:
@@ -97,7 +97,7 @@ def permutation_equivariance_gap(attn_fn: Callable[[Tensor], Tensor], x: Tensor,
     return (shuffled_then_attend - attend_then_shuffle).abs().max().item()
 
 
-def sdpa_attention(
+def attention_sdpa(
     q: Tensor, k: Tensor, v: Tensor, *, bias: Tensor | None = None, causal: bool = True
 ) -> Tensor:
     """Attention through ``torch.nn.functional.scaled_dot_product_attention``, minding its
@@ -154,5 +154,5 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k = self.scheme.rotate(q, k, positions)  # each (batch, heads, seq, head_dim)
         bias = self.scheme.bias(seq, seq)  # (heads, seq, seq) or None
-        y = sdpa_attention(q, k, v, bias=bias, causal=self.causal)
+        y = attention_sdpa(q, k, v, bias=bias, causal=self.causal)
         return self.out(y.transpose(1, 2).reshape(batch, seq, d_model))

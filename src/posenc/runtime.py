@@ -47,3 +47,21 @@ def write_json(path: str | Path, data) -> Path:
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def course_root(start: str | Path | None = None) -> Path:
+    """The course folder: the nearest folder holding both ``solutions/`` and ``notebooks/``.
+
+    Looks at ``start`` (default: the working directory) and the folders above it, then at the
+    folders above this package (an editable checkout). Raises ``FileNotFoundError`` naming the
+    places it looked when there is none (posenc installed as a plain package, run elsewhere).
+    """
+    origins = [Path(start) if start is not None else Path.cwd(), Path(__file__).resolve().parent]
+    for origin in origins:
+        for folder in [origin.resolve(), *origin.resolve().parents]:
+            if (folder / "solutions").is_dir() and (folder / "notebooks").is_dir():
+                return folder
+    raise FileNotFoundError(
+        f"no course folder (one holding solutions/ and notebooks/) at or above {origins[0]} "
+        f"or {origins[1]}: run from the course folder, or name the folder explicitly"
+    )

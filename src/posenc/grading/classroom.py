@@ -32,12 +32,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from posenc.grading.core import FAIL, GRADE_LOG_ENV, PASS, REGISTRY
-from posenc.warm_kernels import (
+from posenc.grading.warm_kernels import (
     WARM_KERNELS_ENV,
     ForkedProcess,
     WarmKernelTemplate,
     request_fork,
 )
+from posenc.runtime import course_root
 
 SUSPICIOUS = re.compile(
     r"posenc\.grading|grading\.core|POSENC_GRADE_LOG|CheckResult|REGISTRY|run_cases"
@@ -48,7 +49,8 @@ STATUS_MARK = {"passed": PASS, "failed": FAIL, "not attempted": "·", "error": "
 
 
 def default_solutions() -> Path:
-    return Path(__file__).resolve().parents[3] / "solutions"
+    """The course's ``solutions/``, found from the working directory (see ``course_root``)."""
+    return course_root() / "solutions"
 
 
 @dataclass
@@ -90,7 +92,7 @@ def course_stem(path: Path, solutions: Path) -> str | None:
 
 def _shipped_sources(solution_nb) -> dict[str, tuple[str, str]]:
     """For each cell id: its source in the solution and in the handed-out student version."""
-    from posenc.notebook_tools import student_version
+    from posenc.course.notebook_tools import student_version
 
     handed_out = student_version(solution_nb)
     return {
@@ -149,7 +151,7 @@ def _kernel_died(pid_file: Path) -> bool:
 
 
 def _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels):
-    """Start the process that executes the notebook (posenc.notebook_exec): forked from the
+    """Start the process that executes the notebook (posenc.grading.notebook_exec): forked from the
     warm template when there is one, else a fresh Python. Either way it leads its own process
     group and writes to ``stderr_file``."""
     argv = [str(nb_path), str(summary), str(timeout_cell)]
@@ -165,7 +167,7 @@ def _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels
         except OSError:
             pass  # the template is gone: start cold
     return subprocess.Popen(
-        [sys.executable, "-m", "posenc.notebook_exec", *argv],
+        [sys.executable, "-m", "posenc.grading.notebook_exec", *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=stderr_file,
@@ -204,8 +206,9 @@ def grade_notebook_file(
 ) -> NotebookGrade:
     """Grade one submitted notebook; never raises for a broken submission.
 
-    ``warm_kernels`` is the socket of a :class:`~posenc.warm_kernels.WarmKernelTemplate`; the
-    notebook's kernel is then forked from it (fresh, used once) instead of started cold."""
+    ``warm_kernels`` is the socket of a
+    :class:`~posenc.grading.warm_kernels.WarmKernelTemplate`; the notebook's kernel is then
+    forked from it (fresh, used once) instead of started cold."""
     import nbformat
 
     stem = course_stem(path, solutions)
@@ -368,7 +371,7 @@ def grade_class(
     """Grade every submitted notebook (of shard ``i/n`` when given), ``jobs`` at a time.
 
     With ``warm_kernels`` each grading process keeps a template with the course's libraries
-    imported and forks every notebook's kernel from it (see :mod:`posenc.warm_kernels`)."""
+    imported and forks every notebook's kernel from it (see :mod:`posenc.grading.warm_kernels`)."""
     from tqdm.auto import tqdm
 
     solutions = solutions or default_solutions()

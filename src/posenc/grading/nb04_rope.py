@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from posenc.attention import scaled_dot_product_attention
+from posenc.attention import attention_reference
 from posenc.grading.core import Case, Mismatch, Mistakes, call, exercise, expect_tensor, randn
 from posenc.rope import apply_rope, rope_frequencies, rotate_half, rotate_interleaved
 
@@ -225,7 +225,7 @@ def apply_rope_interleaved_cases() -> list[Case]:
 def rope_attention_reference(q, k, v, positions):
     """Causal attention with RoPE (half layout) on q and k only.  (..., seq, d) each."""
     q, k = apply_rope(q, positions), apply_rope(k, positions)
-    return scaled_dot_product_attention(q, k, v, causal=True)
+    return attention_reference(q, k, v, causal=True)
 
 
 def _attention_mistakes(q, k, v, positions) -> Mistakes:
@@ -233,16 +233,16 @@ def _attention_mistakes(q, k, v, positions) -> Mistakes:
     return Mistakes(
         {
             "v was rotated too; RoPE rotates only q and k (the values carry content, not "
-            "position)": lambda: scaled_dot_product_attention(rq, rk, rv, causal=True),
-            "only q was rotated; rotate k by its positions as well": lambda: (
-                scaled_dot_product_attention(rq, k, v, causal=True)
+            "position)": lambda: attention_reference(rq, rk, rv, causal=True),
+            "only q was rotated; rotate k by its positions as well": lambda: attention_reference(
+                rq, k, v, causal=True
             ),
-            "only k was rotated; rotate q by its positions as well": lambda: (
-                scaled_dot_product_attention(q, rk, v, causal=True)
+            "only k was rotated; rotate q by its positions as well": lambda: attention_reference(
+                q, rk, v, causal=True
             ),
-            "the causal mask is missing": lambda: scaled_dot_product_attention(rq, rk, v),
+            "the causal mask is missing": lambda: attention_reference(rq, rk, v),
             "the rotation was applied to the attention output instead of to q and k": lambda: (
-                apply_rope(scaled_dot_product_attention(q, k, v, causal=True), positions)
+                apply_rope(attention_reference(q, k, v, causal=True), positions)
             ),
         }
     )

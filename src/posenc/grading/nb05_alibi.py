@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from posenc.alibi import alibi_bias, alibi_slopes, attention_with_alibi, bias_from_slopes
-from posenc.attention import scaled_dot_product_attention
+from posenc.attention import attention_reference
 from posenc.grading.core import Case, Mistakes, call, exercise, expect_tensor, randn
 from posenc.relative_bias import relative_positions
 
@@ -140,19 +140,15 @@ def _attention_mistakes(q, k, v, slopes) -> Mistakes:
     m = slopes[:, None, None]
     return Mistakes(
         {
-            "the causal mask is missing": lambda: scaled_dot_product_attention(
-                q, k, v, bias=-m * distance
+            "the causal mask is missing": lambda: attention_reference(q, k, v, bias=-m * distance),
+            "positive sign on the bias: ALiBi subtracts m·(i − j)": lambda: attention_reference(
+                q, k, v, bias=(m * distance).masked_fill(distance < 0, float("-inf"))
             ),
-            "positive sign on the bias: ALiBi subtracts m·(i − j)": lambda: (
-                scaled_dot_product_attention(
-                    q, k, v, bias=(m * distance).masked_fill(distance < 0, float("-inf"))
-                )
-            ),
-            "no ALiBi bias at all (plain causal attention)": lambda: scaled_dot_product_attention(
+            "no ALiBi bias at all (plain causal attention)": lambda: attention_reference(
                 q, k, v, causal=True
             ),
             "mask aligned to the start; with q_len < k_len the queries are the last "
-            "positions": lambda: scaled_dot_product_attention(
+            "positions": lambda: attention_reference(
                 q, k, v, bias=(-m * start).masked_fill(start < 0, float("-inf"))
             ),
             "scores not scaled by 1/√d before adding the bias": lambda: (

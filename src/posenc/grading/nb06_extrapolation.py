@@ -7,7 +7,7 @@ from itertools import pairwise
 
 import torch
 
-from posenc.extrapolation import perplexity_from_losses, position_buckets
+from posenc.experiments.extrapolation import perplexity_from_losses, position_buckets
 from posenc.grading.core import Case, Mismatch, call, exercise, expect_number, randn
 
 NOTEBOOK = "06_train_short_test_long"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from posenc.bench import attention_flops, rope_bytes_moved
+from posenc.experiments.costs import attention_flops, rope_bytes_moved
 from posenc.grading.core import Case, Mismatch, Mistakes, call, exercise, expect_tensor, randn
 from posenc.rope import rope_cached, rope_cos_sin, rotate_interleaved
 

@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "grade": "posenc.grading.classroom",
         "grade-self": "posenc.grading.runner",
-        "doctor": "posenc.doctor",
+        "doctor": "posenc.course.doctor",
     }
     if not argv or argv[0] not in commands:
         print(

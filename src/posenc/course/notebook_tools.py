@@ -19,9 +19,9 @@ notebook holds no stored output at all (nbval then only fails it on an error).
 
 Command line::
 
-    python -m posenc.notebook_tools solutions notebooks      # write notebooks/ from solutions/
-    python -m posenc.notebook_tools --check solutions notebooks   # exit 1 when out of sync
-    python -m posenc.notebook_tools --execute solutions      # re-run solutions in place
+    python -m posenc.course.notebook_tools solutions notebooks          # write notebooks/
+    python -m posenc.course.notebook_tools --check solutions notebooks  # exit 1 when out of sync
+    python -m posenc.course.notebook_tools --execute solutions          # re-run solutions
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def execute_solutions(solutions: str | Path, timeout_cell: int = 300) -> list[Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m posenc.notebook_tools",
+        prog="python -m posenc.course.notebook_tools",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,8 +1,8 @@
 """What each position scheme costs: time and memory, on CPU or GPU.
 
-    python -m posenc.bench                       # CPU, float32, full (a few minutes)
-    python -m posenc.bench --quick               # seconds; tests use it
-    python -m posenc.bench --device cuda --dtype bfloat16
+    python -m posenc.experiments.bench                       # CPU, float32, full (a few minutes)
+    python -m posenc.experiments.bench --quick               # seconds; tests use it
+    python -m posenc.experiments.bench --device cuda --dtype bfloat16
     make bench / make bench-gpu
 
 Part A: one causal multi-head attention layer (projections included), forward + backward, for
@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from posenc.alibi import alibi_slopes, bias_from_slopes
-from posenc.attention import MultiHeadAttention, sdpa_attention
-from posenc.model import SCHEMES, ModelConfig, make_scheme
+from posenc.attention import MultiHeadAttention, attention_sdpa
+from posenc.experiments.model import SCHEMES, ModelConfig, make_scheme
 from posenc.rope import apply_rope, apply_rope_complex, rope_cached, rope_cos_sin, rotate_half
 from posenc.runtime import cpu_name, write_json
 
@@ -111,7 +111,7 @@ def _cpu_peak_extra_bytes(scheme: str, seq: int, dtype: str) -> int:
     """
     code = (
         "import torch\n"
-        "from posenc.bench import _layer\n"
+        "from posenc.experiments.bench import _layer\n"
         "def hwm():\n"
         "    for line in open('/proc/self/status'):\n"
         "        if line.startswith('VmHWM'):\n"
@@ -255,9 +255,9 @@ def _alibi_at(seq: int, device, dtype, progress, heads: int = 8, head_dim: int =
     slopes = alibi_slopes(heads).to(device)
     full_bias = bias_from_slopes(slopes.to(dtype), seq, seq)  # (heads, seq, seq)
     variants = {
-        "nope (causal SDPA)": (lambda: sdpa_attention(q, k, v), 0),
+        "nope (causal SDPA)": (lambda: attention_sdpa(q, k, v), 0),
         "alibi, materialised bias": (
-            lambda: sdpa_attention(q, k, v, bias=full_bias, causal=False),
+            lambda: attention_sdpa(q, k, v, bias=full_bias, causal=False),
             full_bias.numel() * full_bias.element_size(),
         ),
         "alibi, blockwise": (
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(
-        prog="python -m posenc.bench",
+        prog="python -m posenc.experiments.bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -477,22 +477,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# ----------------------------------------------------------------------------------------
-# Counting on paper (notebook 07 re-derives these)
-# ----------------------------------------------------------------------------------------
-
-
-def rope_bytes_moved(batch: int, heads: int, seq: int, dim: int, dtype: torch.dtype) -> int:
-    """The least memory traffic of RoPE on one (batch, heads, seq, dim) tensor, in bytes:
-    read x once, write the result once, and read the float32 cos and sin tables once
-    (seq × dim/2 values each)."""
-    element = torch.empty((), dtype=dtype).element_size()
-    return 2 * batch * heads * seq * dim * element + 2 * seq * (dim // 2) * 4
-
-
-def attention_flops(batch: int, heads: int, q_len: int, k_len: int, head_dim: int) -> int:
-    """Forward FLOPs of the two matrix products of attention, Q Kᵀ and A V, with no mask
-    savings: each is q_len × k_len × head_dim multiply-adds (2 FLOPs) per head."""
-    return 2 * 2 * batch * heads * q_len * k_len * head_dim

@@ -1,7 +1,7 @@
 """Execute one notebook in a fresh kernel and write a summary of its cells (a child process of
 the class grader, kept free of heavy imports so that it starts fast).
 
-    python -m posenc.notebook_exec NOTEBOOK SUMMARY_JSON TIMEOUT_CELL
+    python -m posenc.grading.notebook_exec NOTEBOOK SUMMARY_JSON TIMEOUT_CELL
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def execute_and_summarise(nb_path: str, summary_path: str, timeout_cell: int) ->
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
-    from posenc.notebook_tools import kernel_manager
+    from posenc.course.notebook_tools import kernel_manager
 
     path = Path(nb_path)
     nb = nbformat.read(path, as_version=4)

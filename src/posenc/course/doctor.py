@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from posenc.runtime import course_root
+
 PACKAGES = (
     "jupyterlab",
     "ipykernel",
@@ -24,7 +26,6 @@ PACKAGES = (
     "nbclient",
     "tqdm",
 )
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -79,7 +80,8 @@ def check_kernel(name: str = "posenc") -> Finding:
     )
 
 
-def check_results_writable(folder: Path = ROOT / "results") -> Finding:
+def check_results_writable(folder: Path | None = None) -> Finding:
+    folder = folder or course_root() / "results"
     try:
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
@@ -93,9 +95,10 @@ def check_results_writable(folder: Path = ROOT / "results") -> Finding:
         )
 
 
-def check_notebooks_in_sync(root: Path = ROOT) -> Finding:
-    from posenc.notebook_tools import out_of_sync
+def check_notebooks_in_sync(root: Path | None = None) -> Finding:
+    from posenc.course.notebook_tools import out_of_sync
 
+    root = root or course_root()
     problems = out_of_sync(root / "solutions", root / "notebooks")
     if not problems:
         return Finding(True, "notebooks", "in sync with solutions/")

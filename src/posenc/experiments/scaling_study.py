@@ -1,7 +1,7 @@
 """RoPE scaling on the tiny LM: every method without fine-tuning, then a short fine-tune.
 
-    python -m posenc.scaling_study            # full (about 2 minutes on 2 CPU cores)
-    python -m posenc.scaling_study --quick    # seconds
+    python -m posenc.experiments.scaling_study            # full (about 2 minutes on 2 CPU cores)
+    python -m posenc.experiments.scaling_study --quick    # seconds
     make scaling
 
 1. Train the RoPE model of the extrapolation study (same settings, seed 0) at length L.
@@ -22,15 +22,15 @@ from pathlib import Path
 
 import torch
 
-from posenc.data import load_corpus, training_batches
-from posenc.extrapolation import (
+from posenc.experiments.data import load_corpus, training_batches
+from posenc.experiments.extrapolation import (
     Settings,
     machine_name,
     perplexity_from_losses,
     position_losses,
     train,
 )
-from posenc.model import ModelConfig
+from posenc.experiments.model import ModelConfig
 from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
@@ -121,7 +121,7 @@ def format_table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m posenc.scaling_study",
+        prog="python -m posenc.experiments.scaling_study",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", help="a folder or text file instead of the stdlib sources")
     parser.add_argument("--out", default="results")
     args = parser.parse_args(argv)
-    from posenc.extrapolation import QUICK
+    from posenc.experiments.extrapolation import QUICK
 
     s = Settings(**QUICK) if args.quick else Settings()
     steps = args.finetune_steps if args.finetune_steps is not None else (20 if args.quick else 200)

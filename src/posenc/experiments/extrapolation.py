@@ -1,8 +1,8 @@
 """Train short, test long: every position scheme on the same data, evaluated at 1×, 2×, 4×, 8×.
 
-    python -m posenc.extrapolation              # full study (about 10 minutes on 2 CPU cores)
-    python -m posenc.extrapolation --quick      # a one-minute version (tests use it)
-    make extrapolation                          # the full study, written to results/
+    python -m posenc.experiments.extrapolation          # full study (about 10 minutes, 2 cores)
+    python -m posenc.experiments.extrapolation --quick  # a one-minute version (tests use it)
+    make extrapolation                                  # the full study, written to results/
 
 Each scheme is trained with the same seed, data order, steps and size at length L, then its
 perplexity is measured on the same held-out bytes cut into windows of L, 2L, 4L and 8L, and
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from posenc.data import Corpus, evaluation_windows, load_corpus, training_batches
+from posenc.experiments.data import Corpus, evaluation_windows, load_corpus, training_batches
+from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
 from posenc.learned import clamped_positions
-from posenc.model import SCHEMES, ModelConfig, TinyLM
 from posenc.runtime import cpu_name, write_json
 
 ROWS = (
@@ -279,7 +279,7 @@ def format_table(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m posenc.extrapolation",
+        prog="python -m posenc.experiments.extrapolation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

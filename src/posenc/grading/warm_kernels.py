@@ -14,7 +14,7 @@ is never imported by the template: each kernel imports it, and so reads its own 
 
 Pieces:
 
-- ``python -m posenc.warm_kernels SOCKET``: the template; it serves fork requests on a Unix
+- ``python -m posenc.grading.warm_kernels SOCKET``: the template; it serves fork requests on a Unix
   socket until the process that started it goes away.
 - :class:`WarmKernelTemplate`: starts and stops a template from the grading worker.
 - :func:`request_fork`: ask the template for a "notebook" runner or a "kernel".
@@ -53,7 +53,7 @@ _PRELOAD = (  # what the course notebooks and the notebook runner import; slow t
     "tqdm.auto",
     "ipykernel.kernelapp",
     "posenc.attention",
-    "posenc.viz",
+    "posenc.course.viz",
 )
 
 
@@ -106,8 +106,8 @@ def _run_kernel(argv: list[str]) -> None:
 
 
 def _run_notebook(argv: list[str]) -> None:
-    """Execute one notebook for the grader (see :mod:`posenc.notebook_exec`)."""
-    from posenc.notebook_exec import execute_and_summarise
+    """Execute one notebook for the grader (see :mod:`posenc.grading.notebook_exec`)."""
+    from posenc.grading.notebook_exec import execute_and_summarise
 
     nb_path, summary_path, timeout_cell = argv
     execute_and_summarise(nb_path, summary_path, int(timeout_cell))
@@ -203,7 +203,7 @@ class WarmKernelTemplate:
         if threads is not None:  # before torch is imported: OpenMP reads it once, at load
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "posenc.warm_kernels", self.socket_path],
+            [sys.executable, "-m", "posenc.grading.warm_kernels", self.socket_path],
             env=env,
             cwd=self._dir,
             stdin=subprocess.DEVNULL,
@@ -339,7 +339,7 @@ class ForkedProvisioner(LocalProvisioner):
 
 def forked_kernel_manager():
     """A kernel manager whose kernels come from the warm template when one is running."""
-    from posenc.notebook_tools import kernel_manager
+    from posenc.course.notebook_tools import kernel_manager
 
     km = kernel_manager()
     km.kernel_spec.metadata["kernel_provisioner"] = {"provisioner_name": PROVISIONER_NAME}
