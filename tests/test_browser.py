@@ -101,6 +101,61 @@ def _expected_ticks(stem: str) -> list[str]:
     ]
 
 
+def _write_cleared_copies(folder) -> None:
+    """Copies of the widget notebooks with every output and execution count cleared."""
+    folder.mkdir()
+    for stem in NOTEBOOKS_WITH_WIDGETS:
+        nb = nbformat.read(SOLUTIONS / f"{stem}.ipynb", as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(nb, folder / f"{stem}.ipynb")
+
+
+def _start_lab(work, port: int, token: str, log) -> subprocess.Popen:
+    """JupyterLab on 127.0.0.1 in its own process group, its state kept under ``work``."""
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(ROOT / ".jupyter" / "config"),  # no news pop-up
+        IPYTHONDIR=str(ROOT / ".jupyter" / "ipython"),
+        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
+    )
+    command = [
+        *(sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root"),
+        *("--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"),
+        f"--ServerApp.root_dir={work}",
+        f"--LabApp.workspaces_dir={work / 'workspaces'}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    return subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_until_up(server: subprocess.Popen, url: str, log_path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "JupyterLab did not start:\n" + log_path.read_text()[-2000:]
+                ) from None
+            time.sleep(0.2)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (the server and its kernels), then SIGKILL."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab on 127.0.0.1 (random port, random token) serving cleared copies of the
@@ -110,63 +165,17 @@ def lab(tmp_path_factory):
 
     assert "posenc" in find_kernel_specs(), "the 'posenc' kernel is not registered: make env"
     work = tmp_path_factory.mktemp("lab")
-    (work / "solutions").mkdir()
+    _write_cleared_copies(work / "solutions")
     (work / "results").symlink_to(ROOT / "results")  # the notebooks read ../results
-    for stem in NOTEBOOKS_WITH_WIDGETS:
-        nb = nbformat.read(SOLUTIONS / f"{stem}.ipynb", as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        nbformat.write(nb, work / "solutions" / f"{stem}.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(ROOT / ".jupyter" / "config"),  # no news pop-up
-        IPYTHONDIR=str(ROOT / ".jupyter" / "ipython"),
-        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-    )
-    log = open(work / "server.log", "w")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={work}",
-            f"--LabApp.workspaces_dir={work / 'workspaces'}",
-            "--LabApp.expose_app_in_browser=True",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "JupyterLab did not start:\n" + (work / "server.log").read_text()[-2000:]
-                    ) from None
-                time.sleep(0.2)
-        yield {"base": base, "token": token, "chromium": chromium}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
+    with open(work / "server.log", "w") as log:
+        server = _start_lab(work, port, token, log)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            _wait_until_up(server, f"{base}/api/status?token={token}", work / "server.log")
+            yield {"base": base, "token": token, "chromium": chromium}
+        finally:
+            _stop(server)
 
 
 @pytest.fixture(scope="module")

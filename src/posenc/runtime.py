@@ -40,6 +40,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_name(device=None) -> str:
+    """What a measurement ran on, in one format for every results file: the GPU's name on
+    CUDA, else the CPU model and the number of threads torch uses (results depend on both)."""
+    import torch
+
+    if device is not None and torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
+
+
 def write_json(path: str | Path, data) -> Path:
     """Write ``data`` as JSON through a temporary file, so a reader never sees half a file."""
     path = Path(path)

@@ -6,7 +6,11 @@ still runs its function once with the default slider values.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -79,4 +83,131 @@ def sinusoidal_explorer(seq_len: int = 100, dim: int = 64, base: float = 10000.0
         log10_base=widgets.FloatSlider(
             value=4.0, min=1.0, max=6.0, step=0.5, description="log₁₀ base"
         ),
+    )
+
+
+def permutation_gap_explorer(gap: Callable[[int, bool], float]):
+    """A slider for the cyclic shift of the tokens; prints ``gap(shift, causal)`` for causal
+    attention and for attention with no mask (notebook 00)."""
+    import ipywidgets as widgets
+
+    def show(shift=3):
+        for causal in (False, True):
+            print(f"shift {shift}: causal={causal!s:5}  gap = {gap(shift, causal):.3f}")
+
+    return widgets.interact(show, shift=widgets.IntSlider(value=3, min=0, max=9))
+
+
+def t5_bucket_explorer(bucket_fn: Callable[..., Tensor]):
+    """Sliders for T5's bucket count and max distance; plots ``bucket_fn`` (a function with
+    T5's signature, e.g. the learner's ``t5_relative_bucket``) over offsets −400 … 400, both
+    directions (notebook 03)."""
+    import ipywidgets as widgets
+
+    def show(num_buckets=32, max_distance=128):
+        offsets = torch.arange(-400, 401)
+        fig, ax = plt.subplots(figsize=(8, 3), layout="constrained")
+        for bidirectional, label in ((True, "bidirectional"), (False, "unidirectional")):
+            buckets = bucket_fn(
+                offsets,
+                bidirectional=bidirectional,
+                num_buckets=num_buckets,
+                max_distance=max_distance,
+            )
+            ax.plot(offsets, buckets, label=label)
+        ax.set_xlabel("offset j − i (positions)")
+        ax.set_ylabel("bucket index")
+        ax.set_title(f"{num_buckets} buckets, max_distance {max_distance}")
+        ax.legend()
+        plt.show()
+
+    return widgets.interact(
+        show,
+        num_buckets=widgets.IntSlider(value=32, min=8, max=128, step=8),
+        max_distance=widgets.IntSlider(value=128, min=32, max=1024, step=32),
+    )
+
+
+def _draw_rotating_pair(ax, theta: Tensor, position: int, pair: int) -> None:
+    """The point (cos mθ_i, sin mθ_i) for m = 0 … position: one pair's path on the circle."""
+    path = torch.arange(position + 1).float() * theta[pair]
+    ax.plot(path.cos(), path.sin(), color="lightgrey", label="positions 0 … m")
+    end = path[-1].item()
+    ax.plot([0, math.cos(end)], [0, math.sin(end)], marker="o", label=f"position m = {position}")
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.2, 1.2)
+    ax.set_ylim(-1.2, 1.2)
+    ax.set_xlabel("cos(m θ_i)")
+    ax.set_ylabel("sin(m θ_i)")
+    ax.set_title(f"pair {pair}: θ = {theta[pair]:.4g} rad per position")
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def _draw_wavelengths(ax, theta: Tensor, train_len: int) -> None:
+    """Wavelength 2π/θ_i per pair, against the training length."""
+    ax.semilogy(2 * math.pi / theta, marker=".", label="wavelength 2π/θ_i")
+    ax.axhline(train_len, color="grey", ls="--", label=f"training length {train_len}")
+    ax.set_xlabel("pair index i")
+    ax.set_ylabel("wavelength (positions)")
+    ax.set_title("pairs slower than the window never complete a turn in training")
+    ax.legend(fontsize=8)
+
+
+def rope_rotation_explorer(frequencies_fn: Callable[[int], Tensor], dim: int = 64):
+    """Sliders for position, pair and training length: one pair rotating on its circle, and
+    every pair's wavelength against the training length (notebook 04). ``frequencies_fn(dim)``
+    returns θ_i, e.g. the learner's ``rope_frequencies``."""
+    import ipywidgets as widgets
+
+    theta = frequencies_fn(dim)
+
+    def show(position=10, pair=0, train_len=512):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+        _draw_rotating_pair(left, theta, position, pair)
+        _draw_wavelengths(right, theta, train_len)
+        plt.show()
+
+    return widgets.interact(
+        show,
+        position=widgets.IntSlider(value=10, min=0, max=500),
+        pair=widgets.IntSlider(value=0, min=0, max=dim // 2 - 1),
+        train_len=widgets.IntSlider(value=512, min=64, max=8192, step=64),
+    )
+
+
+def alibi_head_explorer(slopes_fn: Callable[[int], Tensor], bias_fn: Callable[[int, int], Tensor]):
+    """Sliders for the head count, the head and the length: one head's ALiBi bias, and the
+    attention weights that bias alone gives the last query (notebook 05). ``slopes_fn`` and
+    ``bias_fn`` have the signatures of ``alibi_slopes(num_heads)`` and
+    ``alibi_bias(num_heads, seq_len)``."""
+    import ipywidgets as widgets
+
+    def show(num_heads=8, head=0, seq=32):
+        head = min(head, num_heads - 1)
+        slope = float(slopes_fn(num_heads)[head])
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
+        bias = bias_fn(num_heads, seq)[..., head, :, :].reshape(seq, seq)  # (seq, seq)
+        heatmap(
+            left,
+            bias.clamp(min=-10),
+            title=f"head {head} of {num_heads}: m = {slope:.4f}",
+            xlabel="key j",
+            ylabel="query i",
+            label="bias",
+            cmap="viridis",
+            vmin=-10,
+            vmax=0,
+        )
+        distance = torch.arange(seq - 1, -1, -1).float()  # i − j for the last query
+        right.bar(torch.arange(seq), torch.softmax(-slope * distance, 0))
+        right.set_xlabel("key j")
+        right.set_ylabel("attention weight of the last query")
+        right.set_title("bias-only attention")
+        plt.show()
+
+    return widgets.interact(
+        show,
+        num_heads=widgets.IntSlider(value=8, min=1, max=32),
+        head=widgets.IntSlider(value=0, min=0, max=31),
+        seq=widgets.IntSlider(value=32, min=4, max=128),
     )

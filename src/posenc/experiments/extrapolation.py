@@ -30,7 +30,7 @@ import torch
 from posenc.experiments.data import Corpus, evaluation_windows, load_corpus, training_batches
 from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
 from posenc.learned import clamped_positions
-from posenc.runtime import cpu_name, write_json
+from posenc.runtime import machine_name, write_json
 
 ROWS = (
     "nope",
@@ -43,7 +43,7 @@ ROWS = (
     "rope_ntk",
     "alibi",
 )
-MULTIPLES = (1, 2, 4, 8)
+MULTIPLES = (1, 2, 4, 8)  # evaluation lengths, in training lengths L
 
 
 @dataclass
@@ -76,11 +76,6 @@ QUICK = dict(
     held_out_bytes=40_000,
     seeds=[0],
 )
-
-
-def machine_name() -> str:
-    """The CPU model and the number of threads torch uses (results depend on both)."""
-    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def train(cfg: ModelConfig, corpus: Corpus, s: Settings, seed: int, progress=None) -> TinyLM:
@@ -173,39 +168,34 @@ def evaluate_rows(scheme: str, model: TinyLM, corpus: Corpus, s: Settings) -> di
     return rows
 
 
-def run_study(s: Settings, corpus_path: str | None = None, *, show_progress: bool = True) -> dict:
-    """Train every scheme for every seed, evaluate every row, return the results dict."""
-    from tqdm.auto import tqdm
-
+def check_settings(s: Settings) -> None:
+    """Refuse settings the study cannot run, naming the field and what it accepts."""
     unknown = set(s.schemes) - set(SCHEMES)
     if unknown:
         raise ValueError(f"schemes must be among {SCHEMES}, got {sorted(unknown)}")
-    if s.eval_tokens % (8 * s.train_len):
-        raise ValueError(f"eval_tokens must be a multiple of 8 × train_len = {8 * s.train_len}")
-    start = time.time()
-    corpus = load_corpus(corpus_path, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
-    per_seed: dict[str, dict[str, list]] = {}
-    buckets: dict[str, dict[str, list]] = {}
-    total = len(s.schemes) * len(s.seeds) * s.steps
-    with tqdm(total=total, desc="training", unit="step", disable=not show_progress) as bar:
-        for scheme in s.schemes:
-            for seed in s.seeds:
-                bar.set_postfix_str(f"{scheme}, seed {seed}")
-                cfg = ModelConfig(
-                    scheme=scheme,
-                    d_model=s.d_model,
-                    n_layers=s.n_layers,
-                    n_heads=s.n_heads,
-                    max_len=s.train_len,
-                )
-                model = train(cfg, corpus, s, seed, bar)
-                for row, by_len in evaluate_rows(scheme, model, corpus, s).items():
-                    for E, losses in by_len.items():
-                        ppl = None if losses is None else perplexity_from_losses(losses)
-                        per_seed.setdefault(row, {}).setdefault(E, []).append(ppl)
-                        if losses is not None:
-                            b = buckets.setdefault(row, {}).setdefault(E, [])
-                            b.append(position_buckets(losses, s.train_len))
+    longest = max(s.eval_lens)  # every evaluation length must cut the held-out bytes evenly
+    if s.eval_tokens % longest:
+        raise ValueError(
+            f"eval_tokens must be a multiple of the longest evaluation length "
+            f"{max(MULTIPLES)} × train_len = {longest}, got {s.eval_tokens}"
+        )
+
+
+def train_and_evaluate(scheme: str, seed: int, corpus: Corpus, s: Settings, bar) -> dict:
+    """Train one scheme with one seed: {row: {str(E): per-position losses or None}}."""
+    cfg = ModelConfig(
+        scheme=scheme,
+        d_model=s.d_model,
+        n_layers=s.n_layers,
+        n_heads=s.n_heads,
+        max_len=s.train_len,
+    )
+    model = train(cfg, corpus, s, seed, bar)
+    return evaluate_rows(scheme, model, corpus, s)
+
+
+def mean_over_seeds(per_seed: dict, buckets: dict) -> tuple[dict, dict]:
+    """Perplexity per row and length (None where a row cannot run), and loss per bucket."""
     rows = [r for r in ROWS if r in per_seed]
     ppl = {
         r: {E: (None if None in v else sum(v) / len(v)) for E, v in per_seed[r].items()}
@@ -216,19 +206,55 @@ def run_study(s: Settings, corpus_path: str | None = None, *, show_progress: boo
         for r in rows
         if r in buckets
     }
+    return ppl, position_loss
+
+
+def run_study(s: Settings, corpus_path: str | None = None, *, show_progress: bool = True) -> dict:
+    """Train every scheme for every seed, evaluate every row, return the results dict."""
+    from tqdm.auto import tqdm
+
+    check_settings(s)
+    start = time.time()
+    corpus = load_corpus(corpus_path, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
+    per_seed: dict[str, dict[str, list]] = {}  # row → length → perplexity per seed
+    buckets: dict[str, dict[str, list]] = {}  # row → length → bucket losses per seed
+    total = len(s.schemes) * len(s.seeds) * s.steps
+    with tqdm(total=total, desc="training", unit="step", disable=not show_progress) as bar:
+        for scheme in s.schemes:
+            for seed in s.seeds:
+                bar.set_postfix_str(f"{scheme}, seed {seed}")
+                for row, by_len in train_and_evaluate(scheme, seed, corpus, s, bar).items():
+                    for E, losses in by_len.items():
+                        ppl = None if losses is None else perplexity_from_losses(losses)
+                        per_seed.setdefault(row, {}).setdefault(E, []).append(ppl)
+                        if losses is not None:
+                            b = buckets.setdefault(row, {}).setdefault(E, [])
+                            b.append(position_buckets(losses, s.train_len))
+    ppl, position_loss = mean_over_seeds(per_seed, buckets)
     return {
         "train_len": s.train_len,
         "eval_lens": s.eval_lens,
         "ppl": ppl,
         "position_loss": position_loss,
-        "per_seed": {r: per_seed[r] for r in rows},
+        "per_seed": {r: per_seed[r] for r in ppl},
         "settings": asdict(s),
-        "corpus": {
-            "source": corpus.source,
-            "sha256": corpus.sha256,
-            "train_bytes": len(corpus.train),
-            "held_out_bytes": len(corpus.held_out),
-        },
+        "corpus": corpus_summary(corpus),
+        **provenance(start),
+    }
+
+
+def corpus_summary(corpus: Corpus) -> dict:
+    return {
+        "source": corpus.source,
+        "sha256": corpus.sha256,
+        "train_bytes": len(corpus.train),
+        "held_out_bytes": len(corpus.held_out),
+    }
+
+
+def provenance(start: float) -> dict:
+    """What a results file says about where and how long it ran."""
+    return {
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "machine": machine_name(),

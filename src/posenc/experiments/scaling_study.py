@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ import torch
 from posenc.experiments.data import load_corpus, training_batches
 from posenc.experiments.extrapolation import (
     Settings,
-    machine_name,
     perplexity_from_losses,
     position_losses,
+    provenance,
     train,
 )
 from posenc.experiments.model import ModelConfig
@@ -48,6 +47,44 @@ def scaling_config(method: str, factor: float, original_len: int) -> dict | None
     return base
 
 
+def ppl_without_finetuning(model, corpus, s: Settings) -> dict[str, dict[str, float]]:
+    """Perplexity of every method at every evaluation length E, at factor E / L."""
+    ppl: dict[str, dict[str, float]] = {}
+    for method in METHODS:
+        ppl[method] = {}
+        for E in s.eval_lens:
+            scaling = scaling_config(method, E / s.train_len, s.train_len)
+            losses = position_losses(model, corpus, E, s.eval_tokens, scaling=scaling)
+            ppl[method][str(E)] = perplexity_from_losses(losses)
+    return ppl
+
+
+def finetune_curve(model, method: str, corpus, s: Settings, steps: int, eval_every: int, bar):
+    """Fine-tune a copy of ``model`` at 2L with ``method`` (factor 2): {step: ppl at 2L}."""
+    L = s.train_len
+    tuned = copy.deepcopy(model).train()
+    tuned.scheme.scaling = scaling_config(method, 2.0, L)
+    opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
+    curve = {}
+    batches = training_batches(corpus.train, s.batch, 2 * L, steps, seed=1)
+    for step in range(steps + 1):
+        if step % eval_every == 0 or step == steps:
+            tuned.eval()
+            curve[str(step)] = perplexity_from_losses(
+                position_losses(tuned, corpus, 2 * L, s.eval_tokens)
+            )
+            tuned.train()
+        if step == steps:
+            break
+        ids, targets = next(batches)
+        loss = tuned.token_losses(ids, targets).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        bar.update(1)
+    return curve
+
+
 def run_scaling_study(
     s: Settings,
     *,
@@ -56,58 +93,35 @@ def run_scaling_study(
     corpus_path: str | None = None,
     show_progress: bool = True,
 ) -> dict:
+    """Train the RoPE model, score every method with no fine-tuning, then fine-tune PI and YaRN."""
     from tqdm.auto import tqdm
 
     start = time.time()
-    L = s.train_len
     corpus = load_corpus(corpus_path, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
     cfg = ModelConfig(
-        scheme="rope", d_model=s.d_model, n_layers=s.n_layers, n_heads=s.n_heads, max_len=L
+        scheme="rope",
+        d_model=s.d_model,
+        n_layers=s.n_layers,
+        n_heads=s.n_heads,
+        max_len=s.train_len,
     )
     total = s.steps + 2 * finetune_steps
     with tqdm(total=total, desc="rope scaling", unit="step", disable=not show_progress) as bar:
         model = train(cfg, corpus, s, seed=0, progress=bar)
-        ppl: dict[str, dict[str, float]] = {}
-        for method in METHODS:
-            ppl[method] = {}
-            for E in s.eval_lens:
-                scaling = scaling_config(method, E / L, L)
-                losses = position_losses(model, corpus, E, s.eval_tokens, scaling=scaling)
-                ppl[method][str(E)] = perplexity_from_losses(losses)
-        finetune: dict[str, dict[str, float]] = {}
-        for method in ("linear", "yarn"):
-            tuned = copy.deepcopy(model).train()
-            tuned.scheme.scaling = scaling_config(method, 2.0, L)
-            opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
-            curve = {}
-            batches = training_batches(corpus.train, s.batch, 2 * L, finetune_steps, seed=1)
-            for step in range(finetune_steps + 1):
-                if step % eval_every == 0 or step == finetune_steps:
-                    tuned.eval()
-                    losses = position_losses(tuned, corpus, 2 * L, s.eval_tokens)
-                    curve[str(step)] = perplexity_from_losses(losses)
-                    tuned.train()
-                if step == finetune_steps:
-                    break
-                ids, targets = next(batches)
-                loss = tuned.token_losses(ids, targets).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                bar.update(1)
-            finetune[method] = curve
+        ppl = ppl_without_finetuning(model, corpus, s)
+        finetune = {
+            method: finetune_curve(model, method, corpus, s, finetune_steps, eval_every, bar)
+            for method in ("linear", "yarn")
+        }
     return {
-        "train_len": L,
+        "train_len": s.train_len,
         "eval_lens": s.eval_lens,
         "ppl": ppl,
         "finetune_at_2L": finetune,
         "finetune_steps": finetune_steps,
         "settings": {**s.__dict__, "finetune_lr": s.lr / 4},
         "corpus": {"source": corpus.source, "sha256": corpus.sha256},
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "machine": machine_name(),
-        "wall_time_s": round(time.time() - start, 1),
+        **provenance(start),
     }
 
 
