@@ -29,6 +29,7 @@ import torch
 
 from posenc.experiments.data import Corpus, evaluation_windows, load_corpus, training_batches
 from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
+from posenc.experiments.styles import style
 from posenc.learned import clamped_positions
 from posenc.runtime import machine_name, write_json
 
@@ -265,23 +266,16 @@ def provenance(start: float) -> dict:
 def plot_results(results: dict, path: str | Path | None = None):
     """Perplexity vs evaluation length, one line per row; saved to ``path`` when given."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
     lens = results["eval_lens"]
     for row, by_len in results["ppl"].items():
         xs = [E for E in lens if by_len.get(str(E)) is not None]
-        ax.plot(
-            xs,
-            [by_len[str(E)] for E in xs],
-            marker="o",
-            label=row,
-            ls="--" if row in ("learned_clamped", "rope_pi", "rope_ntk") else "-",
-        )
+        ax.plot(xs, [by_len[str(E)] for E in xs], **style(row))
     ax.axvline(results["train_len"], color="grey", lw=1, ls=":")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    from matplotlib.ticker import ScalarFormatter
-
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xticks(lens, [str(E) for E in lens])
@@ -291,6 +285,26 @@ def plot_results(results: dict, path: str | Path | None = None):
     ax.legend(fontsize=8, ncol=3)
     if path is not None:
         fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_position_loss(results: dict, length: int | None = None):
+    """Mean loss per position bucket in windows of ``length`` (default: the longest), one line
+    per row that can run at that length."""
+    import matplotlib.pyplot as plt
+
+    length = length or max(results["eval_lens"])
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    buckets: list[str] = []
+    for row, by_len in results["position_loss"].items():
+        if str(length) in by_len:
+            buckets = list(by_len[str(length)])
+            ax.plot(range(len(buckets)), [by_len[str(length)][b] for b in buckets], **style(row))
+    ax.set_xticks(range(len(buckets)), buckets)
+    ax.set_xlabel(f"positions in a {length}-byte window (training length {results['train_len']})")
+    ax.set_ylabel("mean loss (nats per byte)")
+    ax.set_title("Loss by position bucket")
+    ax.legend(fontsize=8, ncol=3)
     return fig
 
 
