@@ -43,9 +43,8 @@ def test_factor_one_is_plain_rope(name):
 
 def test_linear_at_p_equals_plain_at_p_over_factor():
     x = torch.randn(3, 64)
-    scaled = apply_rope(
-        x, torch.tensor([40, 400, 4000]), scaling={"rope_type": "linear", "factor": 4.0}
-    )
+    theta, _ = rope_scaled_frequencies(64, 10000.0, {"rope_type": "linear", "factor": 4.0})
+    scaled = apply_rope(x, torch.tensor([40, 400, 4000]), frequencies=theta)
     # plain RoPE at fractional positions p / 4, written out here
     angles = torch.tensor([10.0, 100.0, 1000.0])[:, None] * rope_frequencies(64)
     cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import sys
 import time
@@ -30,17 +29,18 @@ from posenc.experiments.extrapolation import (
     position_losses,
     train,
 )
-from posenc.experiments.model import ModelConfig
+from posenc.experiments.model import ModelConfig, with_scheme
+from posenc.rope_scaling import RopeScaling, rotary_embedding
 from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
 
 
-def scaling_config(method: str, factor: float, original_len: int) -> dict | None:
+def scaling_config(method: str, factor: float, original_len: int) -> RopeScaling | None:
     """The Hugging Face-style ``rope_scaling`` dict of a method at ``factor``."""
     if method == "rope":
         return None
-    base = {"rope_type": method, "factor": max(1.0, factor)}
+    base: RopeScaling = {"rope_type": method, "factor": max(1.0, factor)}
     if method in ("dynamic", "yarn", "llama3"):
         base["original_max_position_embeddings"] = original_len
     if method == "llama3":
@@ -76,8 +76,12 @@ def run_scaling_study(
                 ppl[method][str(E)] = perplexity_from_losses(losses)
         finetune: dict[str, dict[str, float]] = {}
         for method in ("linear", "yarn"):
-            tuned = copy.deepcopy(model).train()
-            tuned.scheme.scaling = scaling_config(method, 2.0, L)
+            rope = rotary_embedding(
+                cfg.d_model // cfg.n_heads,
+                scaling_config(method, 2.0, L),
+                max_position_embeddings=L,
+            )
+            tuned = with_scheme(model, rope).train()
             opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
             curve = {}
             batches = training_batches(corpus.train, s.batch, 2 * L, finetune_steps, seed=1)
