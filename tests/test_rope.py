@@ -15,7 +15,10 @@ from posenc.rope import (
     apply_rope_complex,
     half_to_interleaved_permutation,
     qk_weight_permutation,
+    rope_cached,
+    rope_cached_,
     rope_cos_sin,
+    rope_decay_bound,
     rope_frequencies,
 )
 
@@ -26,7 +29,7 @@ def rotation_matrix(m: int, dim: int, base: float = 10000.0) -> torch.Tensor:
     for i in range(dim // 2):
         a = m * base ** (-2 * i / dim)
         r[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor(
-            [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]
+            [[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64
         )
     return r
 
@@ -186,3 +189,153 @@ def test_scheme_inside_multi_head_attention_is_shift_invariant():
     torch.testing.assert_close(
         mha(x, torch.arange(6)), mha(x, torch.arange(6) + 1000), atol=1e-4, rtol=1e-4
     )
+
+
+# --- bad input: each class is refused with an error naming the argument ---------------------
+
+
+@pytest.mark.parametrize(
+    "call, error, word",
+    [
+        (lambda: apply_rope(torch.arange(12).view(3, 4), torch.arange(3)), TypeError, "floating"),
+        (lambda: apply_rope([[1.0, 2.0]], torch.arange(1)), TypeError, "tensor"),
+        (lambda: apply_rope(torch.randn(3, 4), [0, 1, 2]), TypeError, "positions"),
+        (lambda: apply_rope(torch.randn(3, 4), torch.ones(3, dtype=torch.bool)), ValueError, "int"),
+        (lambda: apply_rope(torch.randn(3, 4), torch.arange(3), rotary_dim=3), ValueError, "even"),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), rotary_dim=6),
+            ValueError,
+            "x.s dim",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), rotary_dim=2.5),
+            ValueError,
+            "whole",
+        ),
+        (lambda: apply_rope(torch.randn(3, 4), torch.arange(3), base=1.0), ValueError, "base"),
+        (lambda: apply_rope(torch.randn(3, 4), torch.arange(3), base="1e4"), TypeError, "base"),
+        (lambda: apply_rope(torch.randn(3, 4), torch.arange(3), base=math.inf), ValueError, "base"),
+        (
+            lambda: apply_rope(torch.randn(2, 2, 3, 4), torch.zeros(3, 3, dtype=torch.long)),
+            ValueError,
+            "broadcast",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.tensor([0, 1, 2**60])),
+            ValueError,
+            "2\\*\\*53",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), attention_factor=0.0),
+            ValueError,
+            "attention_factor",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), frequencies=torch.ones(3)),
+            ValueError,
+            "shape \\(2,\\)",
+        ),
+        (
+            lambda: apply_rope(
+                torch.randn(3, 4), torch.arange(3), frequencies=torch.ones(2).long()
+            ),
+            TypeError,
+            "floating",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), frequencies=-torch.ones(2)),
+            ValueError,
+            ">= 0",
+        ),
+        (
+            lambda: apply_rope(torch.randn(3, 4), torch.arange(3), out=torch.empty(3, 4).double()),
+            ValueError,
+            "out",
+        ),
+        (lambda: rope_frequencies(2.5), ValueError, "dim"),
+        (lambda: rope_frequencies(True), TypeError, "dim"),
+        (lambda: rope_frequencies(0), ValueError, "dim"),
+        (lambda: rope_cos_sin(torch.arange(3), 8, dtype=torch.int32), TypeError, "dtype"),
+        (lambda: half_to_interleaved_permutation(7), ValueError, "dim"),
+        (lambda: qk_weight_permutation(0, 8), ValueError, "num_heads"),
+        (lambda: rope_decay_bound(torch.ones(2, 2), 8), ValueError, "distances"),
+        (lambda: RotaryEmbedding(16, layout="gptj"), ValueError, "layout"),
+        (lambda: RotaryEmbedding(8, rotary_dim=10), ValueError, "rotary_dim"),
+        (lambda: RotaryEmbedding(8, frequencies=[1.0] * 4), TypeError, "frequencies"),
+    ],
+)
+def test_bad_input_raises_and_names_the_argument(call, error, word):
+    with pytest.raises(error, match=word):
+        call()
+
+
+def test_rotary_embedding_refuses_a_head_dim_it_was_not_built_for():
+    q = torch.randn(1, 2, 5, 8)
+    with pytest.raises(ValueError, match="head_dim = 16"):
+        RotaryEmbedding(16).rotate(q, q, torch.arange(5))
+    with pytest.raises(ValueError, match="cover"):
+        RotaryEmbedding(8).rotate(q, q, torch.arange(3))
+
+
+def test_float64_input_is_rotated_in_float64():
+    x = torch.randn(6, 8, dtype=torch.float64)
+    out = apply_rope(x, torch.arange(6) * 1000, layout="interleaved")
+    assert out.dtype == torch.float64
+    for m in range(6):
+        exact = rotation_matrix(1000 * m, 8) @ x[m]
+        torch.testing.assert_close(out[m], exact, atol=1e-12, rtol=0)  # float32 would be ~1e-4
+    assert apply_rope(x.to(torch.bfloat16), torch.arange(6)).dtype == torch.bfloat16
+
+
+def test_large_positions_use_float64_frequencies_as_the_docstring_promises():
+    """Past 2**24 the angles are float64 and so is θ: cos(m·θ) matches Python's double math."""
+    positions = torch.tensor([2**25, 2**25 + 1, 3 * 10**9])
+    cos, sin = rope_cos_sin(positions, 8)
+    for row, m in enumerate(positions.tolist()):
+        for i in range(4):
+            angle = m * 10000.0 ** (-2 * i / 8)  # the exact θ_i, rounded once, in double
+            assert abs(cos[row, i].item() - math.cos(angle)) < 1e-5
+            assert abs(sin[row, i].item() - math.sin(angle)) < 1e-5
+
+
+def test_complex_path_with_per_batch_positions_inserts_the_head_axis():
+    """batch == heads is the case that used to broadcast silently along the wrong axis."""
+    x = torch.randn(2, 2, 5, 8)
+    positions = torch.stack([torch.arange(5), torch.arange(5) + 40])  # (batch, seq)
+    out = apply_rope_complex(x, positions)
+    for b in range(2):
+        expected = complex_style(x[b], positions[b]).float()  # (heads, seq, d)
+        torch.testing.assert_close(out[b], expected, atol=1e-4, rtol=1e-5)
+
+
+# --- the out= / in-place forms -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize("rotary_dim", [16, 10])
+def test_out_and_in_place_equal_the_plain_path(layout, rotary_dim):
+    x, pos = torch.randn(2, 3, 7, 16), torch.arange(7) + 3
+    expected = apply_rope(x, pos, layout=layout, rotary_dim=rotary_dim)
+    buffer = torch.full_like(x, math.nan)
+    result = apply_rope(x, pos, layout=layout, rotary_dim=rotary_dim, out=buffer)
+    assert result is buffer
+    torch.testing.assert_close(buffer, expected, atol=0, rtol=0)
+    y = x.clone()
+    apply_rope(y, pos, layout=layout, rotary_dim=rotary_dim, out=y)
+    torch.testing.assert_close(y, expected, atol=0, rtol=0)
+
+
+def test_rope_cached_in_place_and_low_precision_out():
+    x, pos = torch.randn(4, 9, 32), torch.arange(9)
+    cos, sin = rope_cos_sin(pos, 32)
+    expected = rope_cached(x, cos, sin)
+    torch.testing.assert_close(expected, hf_style(x, pos), atol=1e-5, rtol=1e-5)
+    y = x.clone()
+    assert rope_cached_(y, cos, sin) is y
+    torch.testing.assert_close(y, expected, atol=0, rtol=0)
+    xb = x.bfloat16()
+    out = torch.empty_like(xb)
+    rope_cached(xb, cos, sin, out=out)
+    torch.testing.assert_close(out, rope_cached(xb, cos, sin), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="d/2"):
+        rope_cached(x, cos[:, :8], sin[:, :8])

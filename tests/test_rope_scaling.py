@@ -7,10 +7,15 @@ import torch
 
 from posenc.rope import apply_rope, rope_frequencies
 from posenc.rope_scaling import (
+    dynamic_ntk_base,
+    linear_scaled_frequencies,
     ntk_scaled_base,
     rope_scaled_frequencies,
+    rotary_embedding,
+    rotary_from_config,
     yarn_attention_factor,
     yarn_correction_range,
+    yarn_frequencies,
     yarn_ramp,
 )
 
@@ -43,9 +48,8 @@ def test_factor_one_is_plain_rope(name):
 
 def test_linear_at_p_equals_plain_at_p_over_factor():
     x = torch.randn(3, 64)
-    scaled = apply_rope(
-        x, torch.tensor([40, 400, 4000]), scaling={"rope_type": "linear", "factor": 4.0}
-    )
+    theta, _ = rope_scaled_frequencies(64, 10000.0, {"rope_type": "linear", "factor": 4.0})
+    scaled = apply_rope(x, torch.tensor([40, 400, 4000]), frequencies=theta)
     # plain RoPE at fractional positions p / 4, written out here
     angles = torch.tensor([10.0, 100.0, 1000.0])[:, None] * rope_frequencies(64)
     cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
@@ -124,3 +128,175 @@ def test_llama3_bands_are_continuous():
 def test_bad_configs_name_the_key(scaling, word):
     with pytest.raises(ValueError, match=word):
         rope_scaled_frequencies(64, 10000.0, scaling)
+
+
+# --- Hugging Face's dicts, read as they are ------------------------------------------------
+
+
+def plain(dim, base):
+    return 1.0 / base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+
+
+def test_old_and_new_style_dicts_give_the_same_frequencies():
+    old = rope_scaled_frequencies(64, 5e5, {"type": "linear", "factor": 4.0})
+    new = rope_scaled_frequencies(
+        64, None, {"rope_type": "linear", "factor": 4.0, "rope_theta": 5e5}
+    )
+    torch.testing.assert_close(old[0], new[0])
+    torch.testing.assert_close(new[0], (plain(64, 5e5) / 4).float())
+    default = {"rope_type": "default", "rope_theta": 5e5}
+    torch.testing.assert_close(
+        rope_scaled_frequencies(64, None, default)[0], plain(64, 5e5).float()
+    )
+    torch.testing.assert_close(rope_scaled_frequencies(64)[0], plain(64, 1e4).float())
+
+
+def test_dynamic_reads_max_position_embeddings_as_hugging_face_does():
+    """HF: base' = base·(f·s/L − (f − 1))^(d/(d−2)) with L = max_position_embeddings and
+    s = max(seq_len, L); original_max_position_embeddings is the course's fallback only."""
+    cfg = {"rope_type": "dynamic", "factor": 2.0, "original_max_position_embeddings": 64}
+    theta, _ = rope_scaled_frequencies(32, 1e4, cfg, seq_len=1000, max_position_embeddings=256)
+    expected_base = 1e4 * (2.0 * 1000 / 256 - 1.0) ** (32 / 30)
+    torch.testing.assert_close(theta, plain(32, expected_base).float())
+    short, _ = rope_scaled_frequencies(32, 1e4, cfg, seq_len=200, max_position_embeddings=256)
+    torch.testing.assert_close(short, plain(32, 1e4).float())  # s ≤ L: plain RoPE
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        rope_scaled_frequencies(32, 1e4, {"rope_type": "dynamic", "factor": 2.0})
+
+
+def test_rotary_embedding_dynamic_grows_with_the_sequence():
+    rope = rotary_embedding(16, {"rope_type": "dynamic", "factor": 4.0}, max_position_embeddings=8)
+    q = torch.randn(1, 1, 20, 16)
+    rq, _ = rope.rotate(q, q, torch.arange(20))
+    base = 1e4 * (4.0 * 20 / 8 - 3.0) ** (16 / 14)
+    expected = apply_rope(q, torch.arange(20), frequencies=plain(16, base))
+    torch.testing.assert_close(rq, expected)
+    rq8, _ = rope.rotate(q[..., :8, :], q[..., :8, :], torch.arange(8))
+    torch.testing.assert_close(rq8, apply_rope(q[..., :8, :], torch.arange(8)))
+
+
+def test_yarn_deepseek_mscale_truncate_and_default_betas():
+    base_cfg = {"rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 4096}
+    ds = base_cfg | {"mscale": 1.0, "mscale_all_dim": 0.707, "beta_fast": None, "beta_slow": None}
+    theta, attention = rope_scaled_frequencies(64, 1e4, ds)
+    ln = math.log(40.0)
+    assert attention == pytest.approx((0.1 * 1.0 * ln + 1) / (0.1 * 0.707 * ln + 1))
+    torch.testing.assert_close(theta, rope_scaled_frequencies(64, 1e4, base_cfg)[0])
+    only_one = base_cfg | {"mscale": 1.0}  # HF needs both to use them
+    assert rope_scaled_frequencies(64, 1e4, only_one)[1] == pytest.approx(0.1 * ln + 1)
+    # truncate=False: the ramp ends are the exact (fractional) pair indices
+    low = 64 * math.log(4096 / (32 * 2 * math.pi)) / (2 * math.log(1e4))
+    high = 64 * math.log(4096 / (1 * 2 * math.pi)) / (2 * math.log(1e4))
+    ramp = ((torch.arange(32, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    p = plain(64, 1e4)
+    untruncated, _ = rope_scaled_frequencies(64, 1e4, base_cfg | {"truncate": False})
+    torch.testing.assert_close(untruncated, (p * (1 - ramp) + p / 40 * ramp).float())
+    with_ratio = base_cfg | {"factor": None}  # HF: factor = max_position_embeddings / L
+    ratio, _ = rope_scaled_frequencies(64, 1e4, with_ratio, max_position_embeddings=4096 * 40)
+    torch.testing.assert_close(ratio, theta)
+
+
+def test_partial_rotary_factor_and_config_objects():
+    rope = rotary_embedding(32, {"rope_type": "default", "partial_rotary_factor": 0.25})
+    assert rope.rotary_dim == 8
+    config = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 128,
+        "rope_theta": 500.0,
+        "rope_scaling": {"type": "yarn", "factor": 4.0},
+    }
+    old = rotary_from_config(config)
+    new_params = {"rope_type": "yarn", "factor": 4.0, "rope_theta": 500.0}
+    new = rotary_from_config(
+        {k: v for k, v in config.items() if "rope" not in k} | {"rope_parameters": new_params}
+    )
+    for rope in (old, new):  # HF: original_max_position_embeddings defaults to the model's
+        expected, attention = yarn_frequencies(16, 500.0, 4.0, 128, dtype=torch.float64)
+        torch.testing.assert_close(rope.inv_freq, expected)
+        assert rope.attention_factor == attention and rope.layout == "half"
+    gptj = {"model_type": "gptj", "n_embd": 64, "n_head": 2, "rotary_dim": 8, "n_positions": 64}
+    rope = rotary_from_config(gptj)
+    assert (rope.layout, rope.rotary_dim, rope.head_dim) == ("interleaved", 8, 32)
+
+
+@pytest.mark.parametrize(
+    "scaling, kwargs, error, word",
+    [
+        ({"rope_type": "longrope", "factor": 2.0}, {}, ValueError, "rope_type"),
+        ({"rope_type": "linear", "factor": 2.0, "factr": 3}, {}, ValueError, "factr"),
+        ({"type": "linear", "rope_type": "yarn", "factor": 2.0}, {}, ValueError, "disagree"),
+        ({"rope_type": "linear", "factor": 0.0}, {}, ValueError, "factor"),
+        ({"rope_type": "linear", "factor": -2.0}, {}, ValueError, "factor"),
+        ({"rope_type": "linear", "factor": "2"}, {}, TypeError, "factor"),
+        ({"rope_type": "linear", "factor": math.nan}, {}, ValueError, "factor"),
+        (
+            {"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0},
+            {"base": 1e4},
+            ValueError,
+            "rope_theta",
+        ),
+        (
+            {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 2.5},
+            {},
+            ValueError,
+            "original_max_position_embeddings",
+        ),
+        (
+            {
+                "rope_type": "yarn",
+                "factor": 2.0,
+                "original_max_position_embeddings": 64,
+                "truncate": "no",
+            },
+            {},
+            TypeError,
+            "truncate",
+        ),
+        (
+            {
+                "rope_type": "yarn",
+                "factor": 2.0,
+                "original_max_position_embeddings": 64,
+                "beta_fast": 0.5,
+            },
+            {},
+            ValueError,
+            "beta_fast",
+        ),
+        (
+            {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 4.0,
+                "high_freq_factor": 1.0,
+                "original_max_position_embeddings": 64,
+            },
+            {},
+            ValueError,
+            "high_freq_factor",
+        ),
+        (
+            {"rope_type": "dynamic", "factor": 2.0},
+            {"max_position_embeddings": 0},
+            ValueError,
+            "max_position_embeddings",
+        ),
+        ([("rope_type", "linear")], {}, TypeError, "dict"),
+    ],
+)
+def test_bad_configs_raise_a_clear_error(scaling, kwargs, error, word):
+    with pytest.raises(error, match=word):
+        rope_scaled_frequencies(64, kwargs.pop("base", None), scaling, **kwargs)
+
+
+def test_public_functions_check_their_arguments():
+    with pytest.raises(ValueError, match="factor"):
+        linear_scaled_frequencies(64, 1e4, 0.0)
+    with pytest.raises(ValueError, match="seq_len"):
+        dynamic_ntk_base(1e4, 2.0, 64, 2.5, 16)
+    with pytest.raises(ValueError, match="partial_rotary_factor"):
+        rotary_embedding(32, {"partial_rotary_factor": 1.5})
+    with pytest.raises(ValueError, match="head_dim"):
+        rotary_from_config({"hidden_size": 64})

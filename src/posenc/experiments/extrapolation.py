@@ -28,9 +28,10 @@ from pathlib import Path
 import torch
 
 from posenc.experiments.data import Corpus, evaluation_windows, load_corpus, training_batches
-from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
+from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM, with_scheme
 from posenc.experiments.styles import style
 from posenc.learned import clamped_positions
+from posenc.rope_scaling import RopeScaling, rotary_embedding
 from posenc.runtime import machine_name, write_json
 
 ROWS = (
@@ -105,27 +106,29 @@ def position_losses(
     eval_tokens: int,
     *,
     clamp_to: int | None = None,
-    scaling: dict | None = None,
+    scaling: RopeScaling | None = None,
     batch: int = 64,
 ) -> torch.Tensor:
-    """Mean loss (nats) at each position 0 … seq_len − 1 over the held-out windows."""
+    """Mean loss (nats) at each position 0 … seq_len − 1 over the held-out windows.
+
+    ``scaling``: a Hugging Face rope_scaling dict to evaluate a RoPE model with (on a copy of
+    it; its trained length is the config's max_position_embeddings)."""
     ids, targets = evaluation_windows(corpus.held_out, seq_len, eval_tokens)
     positions = torch.arange(seq_len)
     if clamp_to is not None:
         positions = clamped_positions(positions, clamp_to)
-    saved = getattr(model.scheme, "scaling", None)
     if scaling is not None:
-        model.scheme.scaling = scaling
-    try:
-        total = torch.zeros(seq_len, dtype=torch.float64)
-        for start in range(0, len(ids), batch):
-            losses = model.token_losses(
-                ids[start : start + batch], targets[start : start + batch], positions
-            )
-            total += losses.double().sum(0)
-    finally:
-        if scaling is not None:
-            model.scheme.scaling = saved
+        cfg = model.cfg
+        rope = rotary_embedding(
+            cfg.d_model // cfg.n_heads, scaling, max_position_embeddings=cfg.max_len
+        )
+        model = with_scheme(model, rope)
+    total = torch.zeros(seq_len, dtype=torch.float64)
+    for start in range(0, len(ids), batch):
+        losses = model.token_losses(
+            ids[start : start + batch], targets[start : start + batch], positions
+        )
+        total += losses.double().sum(0)
     return (total / len(ids)).float()
 
 

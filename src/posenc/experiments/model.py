@@ -8,6 +8,7 @@ schemes act inside attention through :class:`posenc.attention.PositionScheme`.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -102,3 +103,13 @@ class TinyLM(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(
             targets.shape
         )
+
+
+def with_scheme(model: TinyLM, scheme: PositionScheme) -> TinyLM:
+    """A copy of ``model`` (same weights) whose layers all use ``scheme``; the original is
+    untouched. How a trained RoPE model is run with rescaled frequencies."""
+    clone = copy.deepcopy(model)
+    clone.scheme = scheme
+    for block in clone.blocks:
+        block.attn.scheme = scheme
+    return clone

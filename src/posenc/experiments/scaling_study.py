@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -29,17 +28,18 @@ from posenc.experiments.extrapolation import (
     provenance,
     train,
 )
-from posenc.experiments.model import ModelConfig
+from posenc.experiments.model import ModelConfig, with_scheme
+from posenc.rope_scaling import RopeScaling, rotary_embedding
 from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
 
 
-def scaling_config(method: str, factor: float, original_len: int) -> dict | None:
+def scaling_config(method: str, factor: float, original_len: int) -> RopeScaling | None:
     """The Hugging Face-style ``rope_scaling`` dict of a method at ``factor``."""
     if method == "rope":
         return None
-    base = {"rope_type": method, "factor": max(1.0, factor)}
+    base: RopeScaling = {"rope_type": method, "factor": max(1.0, factor)}
     if method in ("dynamic", "yarn", "llama3"):
         base["original_max_position_embeddings"] = original_len
     if method == "llama3":
@@ -62,8 +62,9 @@ def ppl_without_finetuning(model, corpus, s: Settings) -> dict[str, dict[str, fl
 def finetune_curve(model, method: str, corpus, s: Settings, steps: int, eval_every: int, bar):
     """Fine-tune a copy of ``model`` at 2L with ``method`` (factor 2): {step: ppl at 2L}."""
     L = s.train_len
-    tuned = copy.deepcopy(model).train()
-    tuned.scheme.scaling = scaling_config(method, 2.0, L)
+    head_dim = model.cfg.d_model // model.cfg.n_heads
+    rope = rotary_embedding(head_dim, scaling_config(method, 2.0, L), max_position_embeddings=L)
+    tuned = with_scheme(model, rope).train()
     opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
     curve = {}
     batches = training_batches(corpus.train, s.batch, 2 * L, steps, seed=1)
