@@ -31,7 +31,7 @@ def test_length_beyond_table_raises_and_float_positions_refused():
     emb = LearnedPositionalEmbedding(8, 2)
     with pytest.raises(ValueError, match="max_len"):
         emb(9)
-    with pytest.raises(ValueError, match="integer"):
+    with pytest.raises(TypeError, match="integer"):
         emb(torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="max_len"):
         LearnedPositionalEmbedding(0, 4)
