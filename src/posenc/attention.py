@@ -38,8 +38,12 @@ FUSED_HINT = "use a fused kernel (flex_attention) that computes the bias inside 
 def check_int(name: str, value, minimum: int | None = 0) -> int:
     """``value`` as an int, or TypeError/ValueError naming ``name`` and the accepted values.
 
-    bool and float are refused (a length of 2.5 must not become 3, nor True become 1).
+    bool and float are refused (a length of 2.5 must not become 3, nor True become 1); a 0-d
+    integer tensor (as Hugging Face passes ``past_seen_tokens``) is read as its int.
     """
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.is_floating_point():
+        if value.dtype != torch.bool and not value.is_complex():
+            value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         bound = "" if minimum is None else f" >= {minimum}"
         raise TypeError(f"{name} must be an int{bound}, got {value!r} ({type(value).__name__})")
