@@ -148,6 +148,14 @@ def _qkv(*shape):
 
 
 BAD_ATTENTION_CALLS = [
+    (lambda: self_attention(torch.randn(3, 4), *torch.randn(3, 5, 2)), ValueError, "w_q"),
+    (lambda: self_attention(torch.randn(3, 4), *torch.randn(3, 4, 2).long()), TypeError, "w_q"),
+    (lambda: self_attention(torch.ones(3, 4).long(), *torch.randn(3, 4, 2)), TypeError, "x"),
+    (
+        lambda: permutation_equivariance_gap(None, torch.randn(3, 2), [0, 1, 2]),
+        TypeError,
+        "attn_fn",
+    ),
     (lambda: causal_mask(2.5), TypeError, "q_len"),
     (lambda: causal_mask(True, 3), TypeError, "q_len"),
     (lambda: causal_mask(4, 2), ValueError, "q_len <= k_len"),

@@ -302,6 +302,13 @@ def self_attention(
     x: (..., seq, d_model); w_q, w_k: (d_model, d_k); w_v: (d_model, d_v).
     Returns (..., seq, d_v). No position information enters anywhere.
     """
+    check_float_tensor("x", x)
+    for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
+        if check_float_tensor(name, w, 2).shape[0] != x.shape[-1]:
+            raise ValueError(
+                f"{name} must have shape (d_model, ·) with d_model = x.shape[-1] = "
+                f"{x.shape[-1]}, got {tuple(w.shape)}"
+            )
     q, k, v = x @ w_q, x @ w_k, x @ w_v  # (..., seq, d_k), (..., seq, d_k), (..., seq, d_v)
     return attention_reference(q, k, v, causal=causal)
 
@@ -312,6 +319,8 @@ def permutation_equivariance_gap(attn_fn: Callable[[Tensor], Tensor], x: Tensor,
     x: (..., seq, d). Zero (up to rounding) means shuffling the tokens merely shuffles the
     outputs the same way: the function cannot tell which token came first.
     """
+    if not callable(attn_fn):
+        raise TypeError(f"attn_fn must be callable, got {type(attn_fn).__name__}")
     check_float_tensor("x", x)
     perm = torch.as_tensor(perm)
     seq = x.shape[-2] if x.dim() >= 2 else -1
