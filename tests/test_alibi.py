@@ -189,3 +189,20 @@ BAD_ALIBI_CALLS = [
 def test_bad_arguments_raise_naming_the_argument(call, error, word):
     with pytest.raises(error, match=word):
         call()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(
+    "q_len, k_len, offset", [(6, 6, None), (2, 9, None), (1, 12, 4), (3, 7, 0)]
+)
+def test_diagonal_layout_matches_the_pairwise_formula(causal, q_len, k_len, offset):
+    start = k_len - q_len if offset is None else offset
+    query, keys = list(range(start, start + q_len)), list(range(k_len))
+    allowed = [[not causal or j <= p for j in keys] for p in query]
+    expected = brute_alibi(alibi_slopes(3).tolist(), query, keys, allowed, causal)
+    ours = alibi_bias(3, q_len, k_len, causal=causal, offset=offset)
+    torch.testing.assert_close(ours, expected)
+    general = alibi_bias(
+        3, q_len, k_len, causal=causal, offset=offset, positions=torch.arange(k_len)
+    )
+    torch.testing.assert_close(general, expected)

@@ -29,7 +29,9 @@ from posenc.attention import (
     bias_shape,
     check_float_tensor,
     check_int,
+    check_lengths,
     offset_grid,
+    toeplitz,
     visible_keys,
 )
 
@@ -75,6 +77,8 @@ def bias_from_slopes(
     product −m_h · distance is already −inf there.
     """
     slopes = _check_slopes(slopes)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {causal!r}")
     k_len = check_int("q_len", q_len) if k_len is None else k_len
     shape = bias_shape(
         len(slopes),
@@ -84,6 +88,8 @@ def bias_from_slopes(
         positions=positions,
         key_padding_mask=key_padding_mask,
     )
+    if positions is None and key_padding_mask is None:
+        return _toeplitz_bias(slopes, q_len, k_len, offset, causal, shape)
     grid = offset_grid(q_len, k_len, offset=offset, positions=positions, device=slopes.device)
     work = torch.promote_types(slopes.dtype, torch.float32)  # distances exact in fp16/bf16 too
     distance = -grid.to(work) if causal else grid.abs().to(work)  # i − j or |i − j|
@@ -100,6 +106,19 @@ def bias_from_slopes(
     m = slopes.to(work)[:, None, None]  # (heads, 1, 1)
     bias = -m * distance.unsqueeze(-3)  # (heads, q, k) or (batch, heads, q, k)
     return bias.to(slopes.dtype).expand(shape)
+
+
+def _toeplitz_bias(slopes: Tensor, q_len: int, k_len: int, offset, causal: bool, shape) -> Tensor:
+    """Slots as positions, no padding: the bias depends on j − i only, so compute it on the
+    q_len + k_len − 1 offsets that occur and lay them along the diagonals (one pass)."""
+    q_len, k_len, start = check_lengths(q_len, k_len, offset)
+    if q_len == 0 or k_len == 0:
+        return slopes.new_zeros(shape)
+    work = torch.promote_types(slopes.dtype, torch.float32)
+    r = torch.arange(-(start + q_len - 1), k_len - start, device=slopes.device, dtype=work)
+    distance = (-r).masked_fill(r > 0, float("inf")) if causal else r.abs()  # i − j, or |i − j|
+    vals = -slopes.to(work)[:, None] * distance  # (heads, q_len + k_len − 1)
+    return toeplitz(vals.to(slopes.dtype), q_len, k_len)  # (heads, q_len, k_len)
 
 
 def alibi_bias(

@@ -197,6 +197,17 @@ def visible_keys(
     return real if mask is None else mask & real  # (..., q_len, k_len)
 
 
+def toeplitz(vals: Tensor, q_len: int, k_len: int) -> Tensor:
+    """B[..., i, j] = vals[..., j − i + q_len − 1] for vals (..., q_len + k_len − 1): a bias
+    that depends on the offset j − i only, laid out along the diagonals.
+
+    unfold gives the windows U[..., s, :] = vals[..., s : s + k_len]; row i is window
+    q_len − 1 − i, hence the flip (the one pass that writes the output). A strided view
+    cannot do it: j − i needs strides of opposite signs, and torch has no negative strides.
+    """
+    return vals.unfold(-1, k_len, 1).flip(-2)  # (..., q_len, k_len)
+
+
 def as_batched_bias(bias: Tensor, ndim: int) -> Tensor:
     """View a (heads, q, k) bias as (1, heads, q, k) (for ``ndim`` 4): SDPA's fused CPU and
     CUDA kernels take a 4-D mask, a 3-D one sends it to the slow math kernel."""

@@ -31,6 +31,7 @@ from posenc.attention import (
     check_int,
     check_lengths,
     offset_grid,
+    toeplitz,
     visible_keys,
 )
 
@@ -131,15 +132,6 @@ def _values(table: Tensor, offsets: Tensor, bidirectional: bool, max_distance: i
     return table[buckets].T  # (heads, R)
 
 
-def _toeplitz(vals: Tensor, q_len: int, k_len: int) -> Tensor:
-    """B[h, i, j] = vals[h, j − i + q_len − 1] for vals (heads, q_len + k_len − 1).
-
-    unfold gives the windows U[h, s, :] = vals[h, s : s + k_len]; row i is window q_len − 1 − i,
-    hence the flip (the one pass that writes the output).
-    """
-    return vals.unfold(-1, k_len, 1).flip(-2)  # (heads, q_len, k_len)
-
-
 def _gathered(
     table: Tensor, grid: Tensor, hidden: Tensor | None, bidirectional: bool, max_distance: int
 ) -> Tensor:
@@ -205,7 +197,7 @@ def relative_bias_matrix(
     vals = _values(bias_table, offsets, bidirectional, max_distance)  # (heads, q + k − 1)
     if causal:
         vals = vals.masked_fill(offsets > 0, float("-inf"))  # keys after the query
-    return _toeplitz(vals, q_len, k_len)
+    return toeplitz(vals, q_len, k_len)
 
 
 class T5RelativeBias(PositionScheme):
