@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from posenc.alibi import ALiBi, alibi_bias, alibi_slopes, attention_with_alibi
+from posenc.alibi import ALiBi, alibi_bias, alibi_slopes, attention_with_alibi, bias_from_slopes
 from posenc.attention import MultiHeadAttention, attention_reference, attention_sdpa
 
 
@@ -74,3 +74,135 @@ def test_scheme_in_multi_head_attention_and_bad_heads():
     assert out.shape == (2, 5, 24)
     with pytest.raises(ValueError, match="num_heads"):
         alibi_slopes(0)
+
+
+def brute_alibi(slopes, query_pos, key_pos, allowed, causal=True):
+    """bias[h, i, j] = −m_h · (p_i − p_j) (or |·|), −inf where not allowed, one entry at a time."""
+    heads, q_len, k_len = len(slopes), len(query_pos), len(key_pos)
+    out = torch.empty(heads, q_len, k_len)
+    for h in range(heads):
+        for i in range(q_len):
+            for j in range(k_len):
+                d = query_pos[i] - key_pos[j]
+                value = -slopes[h] * (d if causal else abs(d))
+                out[h, i, j] = value if allowed[i][j] else float("-inf")
+    return out
+
+
+def test_static_cache_offset():
+    """11th token of a 16-slot cache: query at slot 10, keys 11 … 15 are empty slots."""
+    slopes = alibi_slopes(2).tolist()
+    allowed = [[j <= 10 for j in range(16)]]
+    expected = brute_alibi(slopes, [10], list(range(16)), allowed)
+    torch.testing.assert_close(alibi_bias(2, 1, 16, offset=10), expected)
+    # The end-aligned default would put the query at slot 15: not the same bias.
+    assert not torch.equal(alibi_bias(2, 1, 16), expected)
+
+
+def test_positions_and_padding_per_sequence():
+    """BLOOM's convention: positions count real tokens only; padded keys are hidden."""
+    real = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 0, 1, 1]]).bool()
+    positions = (real.long().cumsum(-1) - 1).clamp(min=0)
+    bias = alibi_bias(4, 5, positions=positions, key_padding_mask=real)
+    assert bias.shape == (2, 4, 5, 5)
+    slopes = alibi_slopes(4).tolist()
+    for b in range(2):
+        p = positions[b].tolist()
+        allowed = [[j <= i and bool(real[b, j]) for j in range(5)] for i in range(5)]
+        torch.testing.assert_close(bias[b], brute_alibi(slopes, p, p, allowed))
+
+
+def test_non_causal_with_padding():
+    real = torch.tensor([True, False, True, True])
+    bias = alibi_bias(2, 4, causal=False, key_padding_mask=real)
+    allowed = [[bool(real[j]) for j in range(4)] for _ in range(4)]
+    r = list(range(4))
+    torch.testing.assert_close(bias, brute_alibi(alibi_slopes(2).tolist(), r, r, allowed, False))
+
+
+def test_float64_slopes_give_float64_and_half_slopes_exact_distances():
+    slopes = alibi_slopes(4).double()
+    assert bias_from_slopes(slopes, 3).dtype == torch.float64
+    far = bias_from_slopes(torch.tensor([1.0], dtype=torch.bfloat16), 1, 1001)  # distances to 1000
+    assert far.dtype == torch.bfloat16
+    assert far[0, 0, 0].item() == float(torch.tensor(-1000.0, dtype=torch.bfloat16))
+    assert far[0, 0, -2].item() == -1.0
+
+
+def test_attention_with_alibi_offset_equals_the_rows_of_the_full_sequence():
+    torch.manual_seed(2)
+    q, k, v = torch.randn(3, 1, 4, 12, 8).unbind(0)
+    full = attention_with_alibi(q, k, v, alibi_slopes(4))
+    # Query at slot 7, keys 8 … 11 not written yet (as in a static cache): hidden by causality.
+    row = attention_with_alibi(q[..., 7:8, :], k, v, alibi_slopes(4), offset=7)
+    torch.testing.assert_close(row, full[..., 7:8, :], atol=1e-6, rtol=1e-5)
+
+
+def test_a_huge_bias_is_refused_naming_its_size_and_the_fused_path():
+    with pytest.raises(ValueError, match=r"298\.0 GiB.*flex_attention"):
+        alibi_bias(8, 100_000)
+
+
+BAD_ALIBI_CALLS = [
+    (lambda: alibi_slopes(2.0), TypeError, "num_heads"),
+    (lambda: alibi_slopes(True), TypeError, "num_heads"),
+    (lambda: alibi_slopes(-3), ValueError, "num_heads"),
+    (lambda: alibi_bias(2, 2.5), TypeError, "q_len"),
+    (lambda: alibi_bias(2, 3, 2.5), TypeError, "k_len"),
+    (lambda: alibi_bias(2, 4, 2), ValueError, "q_len <= k_len"),
+    (lambda: alibi_bias(2, 2, 8, offset=7), ValueError, "offset"),
+    (lambda: alibi_bias(2, 2, 8, offset=1.0), TypeError, "offset"),
+    (lambda: alibi_bias(2, 3, causal="yes"), TypeError, "causal"),
+    (lambda: alibi_bias(2, 3, positions=torch.arange(3.0)), TypeError, "positions"),
+    (lambda: alibi_bias(2, 3, positions=torch.arange(4)), ValueError, "positions"),
+    (lambda: alibi_bias(2, 3, key_padding_mask=torch.ones(2, 4)), ValueError, "key_padding_mask"),
+    (lambda: alibi_bias(2, 3, key_padding_mask=torch.rand(3)), TypeError, "key_padding_mask"),
+    (
+        lambda: alibi_bias(
+            2,
+            3,
+            positions=torch.zeros(2, 3, dtype=torch.long),
+            key_padding_mask=torch.ones(3, 3, dtype=torch.bool),
+        ),
+        ValueError,
+        "batch",
+    ),
+    (lambda: bias_from_slopes(torch.tensor([1, 2]), 3), TypeError, "slopes"),
+    (lambda: bias_from_slopes([0.5, 0.25], 3), TypeError, "slopes"),
+    (lambda: bias_from_slopes(torch.tensor([0.5, 0.0]), 3), ValueError, "slopes"),
+    (lambda: bias_from_slopes(torch.tensor([0.5, float("nan")]), 3), ValueError, "slopes"),
+    (lambda: bias_from_slopes(torch.ones(2, 2), 3), ValueError, "slopes"),
+    (
+        lambda: attention_with_alibi(*torch.randn(3, 1, 4, 5, 8), torch.tensor([0.5])),
+        ValueError,
+        "one value per head",
+    ),
+    (
+        lambda: attention_with_alibi(*torch.randn(3, 5, 8), torch.tensor([0.5])),
+        ValueError,
+        "heads",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, word", BAD_ALIBI_CALLS)
+def test_bad_arguments_raise_naming_the_argument(call, error, word):
+    with pytest.raises(error, match=word):
+        call()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(
+    "q_len, k_len, offset", [(6, 6, None), (2, 9, None), (1, 12, 4), (3, 7, 0)]
+)
+def test_diagonal_layout_matches_the_pairwise_formula(causal, q_len, k_len, offset):
+    start = k_len - q_len if offset is None else offset
+    query, keys = list(range(start, start + q_len)), list(range(k_len))
+    allowed = [[not causal or j <= p for j in keys] for p in query]
+    expected = brute_alibi(alibi_slopes(3).tolist(), query, keys, allowed, causal)
+    ours = alibi_bias(3, q_len, k_len, causal=causal, offset=offset)
+    torch.testing.assert_close(ours, expected)
+    general = alibi_bias(
+        3, q_len, k_len, causal=causal, offset=offset, positions=torch.arange(k_len)
+    )
+    torch.testing.assert_close(general, expected)

@@ -31,7 +31,7 @@ def test_length_beyond_table_raises_and_float_positions_refused():
     emb = LearnedPositionalEmbedding(8, 2)
     with pytest.raises(ValueError, match="max_len"):
         emb(9)
-    with pytest.raises(ValueError, match="integer"):
+    with pytest.raises(TypeError, match="integer"):
         emb(torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="max_len"):
         LearnedPositionalEmbedding(0, 4)
@@ -69,3 +69,50 @@ def test_embed_with_positions_and_usable_length():
     assert max_usable_length(torch.zeros(2050, 8), offset=2) == 2048
     with pytest.raises(ValueError, match="offset"):
         max_usable_length(torch.zeros(4, 8), offset=4)
+
+
+BAD_LEARNED_CALLS = [
+    (lambda: LearnedPositionalEmbedding(8.0, 4), TypeError, "max_len"),
+    (lambda: LearnedPositionalEmbedding(8, True), TypeError, "dim"),
+    (lambda: LearnedPositionalEmbedding(8, 4)(2.5), TypeError, "length"),
+    (lambda: LearnedPositionalEmbedding(8, 4)([0, 1]), TypeError, "length"),
+    (lambda: LearnedPositionalEmbedding(8, 4)(torch.tensor([True])), TypeError, "positions"),
+    (lambda: LearnedPositionalEmbedding(8, 4).embed(torch.zeros(2, 3), 2), ValueError, "x"),
+    (lambda: clamped_positions(torch.arange(4), 0), ValueError, "max_len"),
+    (lambda: clamped_positions(torch.arange(4), 2.5), TypeError, "max_len"),
+    (lambda: clamped_positions(torch.arange(4.0), 2), TypeError, "positions"),
+    (lambda: clamped_positions(torch.tensor([-1, 2]), 2), ValueError, "positions"),
+    (lambda: interpolate_table(torch.zeros(4, 2).long(), 8), TypeError, "table"),
+    (lambda: interpolate_table(torch.zeros(4, 2), 8.0), TypeError, "new_len"),
+    (lambda: interpolate_table(torch.zeros(4, 2), 0), ValueError, "new_len"),
+    (lambda: interpolate_table(torch.zeros(4), 8), ValueError, "table"),
+    (
+        lambda: embed_with_positions(torch.tensor([0.0]), torch.zeros(4, 2), torch.zeros(4, 2)),
+        TypeError,
+        "token_ids",
+    ),
+    (
+        lambda: embed_with_positions(torch.tensor([0]), torch.zeros(4, 2), torch.zeros(4, 3)),
+        ValueError,
+        "width",
+    ),
+    (
+        lambda: embed_with_positions(torch.tensor([4]), torch.zeros(4, 2), torch.zeros(4, 2)),
+        ValueError,
+        "token_ids",
+    ),
+    (lambda: max_usable_length(torch.zeros(4, 2), 1.0), TypeError, "offset"),
+    (lambda: max_usable_length(torch.zeros(4, 2), 4), ValueError, "offset"),
+]
+
+
+@pytest.mark.parametrize("call, error, word", BAD_LEARNED_CALLS)
+def test_bad_arguments_raise_naming_the_argument(call, error, word):
+    with pytest.raises(error, match=word):
+        call()
+
+
+def test_float64_tables_stay_float64_and_one_row_interpolates():
+    table = torch.randn(4, 3, dtype=torch.float64)
+    assert interpolate_table(table, 7).dtype == torch.float64
+    assert torch.equal(interpolate_table(table[:1], 3), table[:1].expand(3, -1))

@@ -109,3 +109,72 @@ def test_scheme_adds_the_table():
     out = scheme.embed(x, torch.arange(5))
     torch.testing.assert_close(out, x + sinusoidal_encoding(5, 8))
     assert list(scheme.parameters()) == []
+
+
+def test_scheme_caches_its_table_as_a_buffer_and_grows_it():
+    scheme = SinusoidalPositionalEncoding(8)
+    x = torch.zeros(1, 4, 8)
+    scheme.embed(x, torch.arange(4))
+    table = scheme.table
+    assert len(table) >= 4 and "table" not in scheme.state_dict()  # not persistent
+    scheme.embed(x, torch.tensor([3, 2, 1, 0]))
+    assert scheme.table is table  # reused, not rebuilt
+    out = scheme.embed(torch.zeros(1, 3, 8), torch.tensor([0, 50, 99]))  # past the cache
+    assert len(scheme.table) >= 100
+    torch.testing.assert_close(out[0], sinusoidal_encoding(100, 8)[[0, 50, 99]])
+
+
+def test_scheme_keeps_float64_and_takes_batched_positions():
+    scheme = SinusoidalPositionalEncoding(8)
+    out = scheme.embed(
+        torch.zeros(2, 3, 8, dtype=torch.float64), torch.tensor([[0, 1, 2], [5, 6, 7]])
+    )
+    assert out.dtype == torch.float64
+    exact = sinusoidal_encoding(8, 8, dtype=torch.float64)
+    assert torch.equal(out[1], exact[5:8]) and torch.equal(out[0], exact[:3])
+
+
+BAD_SINUSOIDAL_CALLS = [
+    (lambda: sinusoidal_encoding(2.5, 4), TypeError, "seq_len"),
+    (lambda: sinusoidal_encoding(True, 4), TypeError, "seq_len"),
+    (lambda: sinusoidal_encoding(4, 4.0), TypeError, "dim"),
+    (lambda: sinusoidal_encoding(4, 4, base="1e4"), TypeError, "base"),
+    (lambda: sinusoidal_encoding(4, 4, base=float("inf")), ValueError, "base"),
+    (lambda: sinusoidal_encoding(4, 4, dtype=torch.int64), TypeError, "dtype"),
+    (lambda: sinusoidal_offset_matrix(1.5, 4), TypeError, "offset"),
+    (lambda: relative_dot_product_curve(4, -1), ValueError, "max_offset"),
+    (lambda: relative_dot_product_curve(4, 3.0), TypeError, "max_offset"),
+    (lambda: interleaved_to_concatenated_permutation(3), ValueError, "dim"),
+    (lambda: SinusoidalPositionalEncoding(7), ValueError, "dim"),
+    (
+        lambda: SinusoidalPositionalEncoding(8).embed(torch.zeros(3, 8).long(), torch.arange(3)),
+        TypeError,
+        "x",
+    ),
+    (
+        lambda: SinusoidalPositionalEncoding(8).embed(torch.zeros(3, 6), torch.arange(3)),
+        ValueError,
+        "x",
+    ),
+    (
+        lambda: SinusoidalPositionalEncoding(8).embed(torch.zeros(3, 8), torch.arange(4)),
+        ValueError,
+        "positions",
+    ),
+    (
+        lambda: SinusoidalPositionalEncoding(8).embed(torch.zeros(3, 8), torch.arange(3.0)),
+        TypeError,
+        "positions",
+    ),
+    (
+        lambda: SinusoidalPositionalEncoding(8).embed(torch.zeros(3, 8), torch.tensor([0, -1, 2])),
+        ValueError,
+        "positions",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, word", BAD_SINUSOIDAL_CALLS)
+def test_bad_arguments_raise_naming_the_argument_and_type(call, error, word):
+    with pytest.raises(error, match=word):
+        call()

@@ -15,17 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posenc.attention import PositionScheme
+from posenc.attention import PositionScheme, check_float_tensor, check_int, check_int_tensor
 
 
 def _positions_from(positions_or_length: Tensor | int) -> Tensor:
-    if isinstance(positions_or_length, int):
-        if positions_or_length < 0:
-            raise ValueError(f"length must be >= 0, got {positions_or_length}")
-        return torch.arange(positions_or_length)
-    if not isinstance(positions_or_length, Tensor) or positions_or_length.is_floating_point():
-        raise ValueError("positions must be an int length or an integer (Long) tensor")
-    return positions_or_length
+    if not isinstance(positions_or_length, Tensor):
+        return torch.arange(check_int("length", positions_or_length))
+    return check_int_tensor("positions", positions_or_length, " (or give an int length)")
+
+
+def _check_table(name: str, table) -> Tensor:
+    if check_float_tensor(name, table, 2).shape[0] < 1:
+        raise ValueError(f"{name} must have at least one row, got {tuple(table.shape)}")
+    return table
 
 
 class LearnedPositionalEmbedding(PositionScheme):
@@ -33,10 +35,7 @@ class LearnedPositionalEmbedding(PositionScheme):
 
     def __init__(self, max_len: int, dim: int):
         super().__init__()
-        if not isinstance(max_len, int) or max_len <= 0:
-            raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-        if not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        max_len, dim = check_int("max_len", max_len, 1), check_int("dim", dim, 1)
         self.max_len = max_len
         self.weight = nn.Parameter(torch.randn(max_len, dim) * 0.02)  # (max_len, dim)
 
@@ -59,6 +58,11 @@ class LearnedPositionalEmbedding(PositionScheme):
 
     def embed(self, x: Tensor, positions: Tensor) -> Tensor:
         """x: (..., seq, dim) + P[positions]."""
+        check_float_tensor("x", x)
+        if x.dim() < 2 or x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(
+                f"x must have shape (..., seq, {self.weight.shape[1]}), got {tuple(x.shape)}"
+            )
         return x + self(positions).to(x.dtype)
 
 
@@ -67,7 +71,11 @@ def clamped_positions(positions: Tensor, max_len: int) -> Tensor:
 
     Every token past the table shares the last row, so the model sees them as one position.
     """
-    return positions.clamp(0, max_len - 1)
+    check_int_tensor("positions", positions)
+    max_len = check_int("max_len", max_len, 1)
+    if positions.numel() and int(positions.min()) < 0:
+        raise ValueError(f"positions must be >= 0, got {int(positions.min())}")
+    return positions.clamp(max=max_len - 1)
 
 
 def interpolate_table(table: Tensor, new_len: int) -> Tensor:
@@ -76,8 +84,10 @@ def interpolate_table(table: Tensor, new_len: int) -> Tensor:
     A common way to extend a learned table (e.g. ViT's position grid at a new resolution);
     new rows are blends of trained ones, so the model still needs fine-tuning.
     """
-    if new_len < 1:
-        raise ValueError(f"new_len must be >= 1, got {new_len}")
+    _check_table("table", table)
+    new_len = check_int("new_len", new_len, 1)
+    if len(table) == 1:
+        return table.expand(new_len, -1).clone()  # one row: nothing to blend
     stretched = F.interpolate(
         table.T[None], size=new_len, mode="linear", align_corners=True
     )  # (1, dim, new_len)
@@ -89,6 +99,19 @@ def embed_with_positions(token_ids: Tensor, token_table: Tensor, position_table:
 
     Raises ValueError naming max_len when seq exceeds the rows of ``position_table``.
     """
+    check_int_tensor("token_ids", token_ids)
+    _check_table("token_table", token_table)
+    _check_table("position_table", position_table)
+    if token_ids.dim() < 1 or token_table.shape[1] != position_table.shape[1]:
+        raise ValueError(
+            f"need token_ids of shape (..., seq) and tables of one width, got token_ids "
+            f"{tuple(token_ids.shape)}, token_table {tuple(token_table.shape)}, position_table "
+            f"{tuple(position_table.shape)}"
+        )
+    if token_ids.numel() and not 0 <= int(token_ids.min()) <= int(token_ids.max()) < len(
+        token_table
+    ):
+        raise ValueError(f"token_ids must lie in [0, {len(token_table)}) (rows of token_table)")
     seq, max_len = token_ids.shape[-1], position_table.shape[0]
     if seq > max_len:
         raise ValueError(f"sequence of {seq} tokens is longer than max_len={max_len}")
@@ -101,6 +124,9 @@ def max_usable_length(position_table: Tensor, offset: int = 0) -> int:
     OPT reserves the first 2 rows (a fairseq legacy, offset 2): its table of 2050 rows serves
     2048 positions.
     """
-    if offset < 0 or offset >= position_table.shape[0]:
+    if not isinstance(position_table, Tensor) or position_table.dim() < 1:
+        raise TypeError("position_table must be a tensor of shape (rows, dim)")
+    offset = check_int("offset", offset)
+    if offset >= position_table.shape[0]:
         raise ValueError(f"offset must be in [0, {position_table.shape[0]}), got {offset}")
     return position_table.shape[0] - offset

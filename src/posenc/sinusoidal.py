@@ -13,18 +13,23 @@ is correctly rounded (an angle computed in float32 there is off by about 1e-3 ra
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
-from posenc.attention import PositionScheme
+from posenc.attention import PositionScheme, check_float_tensor, check_int, check_int_tensor
 
 
 def _check_args(dim: int, base: float) -> None:
-    if not isinstance(dim, int) or dim <= 0 or dim % 2:
+    if check_int("dim", dim, 1) % 2:
         raise ValueError(
             f"dim must be a positive even int (one sin and one cos per pair), got {dim!r}"
         )
-    if not base > 1:
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a real number > 1, got {type(base).__name__}")
+    if not (math.isfinite(base) and base > 1):
         raise ValueError(f"base must be > 1 (wavelengths grow from 2π to base·2π), got {base!r}")
 
 
@@ -43,18 +48,24 @@ def sinusoidal_encoding(
     dtype: torch.dtype = torch.float32,
     device=None,
 ) -> Tensor:
-    """The table PE of shape (seq_len, dim), interleaved: sin at even, cos at odd columns."""
-    if not isinstance(seq_len, int) or seq_len < 0:
-        raise ValueError(f"seq_len must be an int >= 0, got {seq_len!r}")
+    """The table PE of shape (seq_len, dim), interleaved: sin at even, cos at odd columns.
+
+    Computed in float64, then cast to ``dtype`` (a floating dtype)."""
+    seq_len = check_int("seq_len", seq_len)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(
+            f"dtype must be a floating torch.dtype (float16, bfloat16, float32, float64), got "
+            f"{dtype!r}: an integer table would truncate every value"
+        )
     positions = torch.arange(seq_len, dtype=torch.float64)  # (seq_len,)
     return _encode(positions, dim, base).to(dtype=dtype, device=device)
 
 
 def _encode(positions: Tensor, dim: int, base: float) -> Tensor:
     """Rows PE[p] for the given positions, in float64.  (n,) -> (n, dim)."""
-    omega = sinusoidal_frequencies(dim, base)  # (dim/2,)
+    omega = sinusoidal_frequencies(dim, base).to(positions.device)  # (dim/2,)
     angles = positions.to(torch.float64)[:, None] * omega[None, :]  # (n, dim/2): p · ω_i
-    pe = torch.empty(len(positions), dim, dtype=torch.float64)
+    pe = torch.empty(len(positions), dim, dtype=torch.float64, device=positions.device)
     pe[:, 0::2] = torch.sin(angles)  # PE[p, 2i]
     pe[:, 1::2] = torch.cos(angles)  # PE[p, 2i+1]
     return pe
@@ -71,8 +82,7 @@ def sinusoidal_offset_matrix(offset: int, dim: int, base: float = 10000.0) -> Te
 
     M_k is block-diagonal with these 2×2 blocks; it does not depend on p.
     """
-    if not isinstance(offset, int):
-        raise ValueError(f"offset must be an int, got {offset!r}")
+    offset = check_int("offset", offset, minimum=None)
     angle = offset * sinusoidal_frequencies(dim, base)  # (dim/2,)
     cos, sin = torch.cos(angle), torch.sin(angle)
     m = torch.zeros(dim, dim, dtype=torch.float64)
@@ -93,8 +103,7 @@ def relative_dot_product_curve(dim: int, max_offset: int, base: float = 10000.0)
 
     Returns (max_offset + 1,) float32.
     """
-    if not isinstance(max_offset, int) or max_offset < 0:
-        raise ValueError(f"max_offset must be an int >= 0, got {max_offset!r}")
+    max_offset = check_int("max_offset", max_offset)
     k = torch.arange(max_offset + 1, dtype=torch.float64)[:, None]  # (K, 1)
     return torch.cos(k * sinusoidal_frequencies(dim, base)).sum(-1).float()  # (K,)
 
@@ -106,17 +115,46 @@ def interleaved_to_concatenated_permutation(dim: int) -> Tensor:
 
 
 class SinusoidalPositionalEncoding(PositionScheme):
-    """Adds the fixed sinusoidal table to the token embeddings (no parameters)."""
+    """Adds the fixed sinusoidal table to the token embeddings (no parameters).
+
+    The float64 table is cached as a (non-persistent) buffer on the device of the inputs and
+    grows, doubling, when a position beyond it comes: no rebuild, no copy from the CPU per step.
+    """
 
     def __init__(self, dim: int, base: float = 10000.0):
         super().__init__()
         _check_args(dim, base)
         self.dim, self.base = dim, base
+        self.register_buffer("table", torch.zeros(0, dim, dtype=torch.float64), persistent=False)
+
+    def _table(self, rows: int, device) -> Tensor:
+        """PE rows 0 … ≥ rows − 1 on ``device``, in float64 (rebuilt only when it must grow)."""
+        t = self.table
+        if len(t) < rows or t.device != torch.device(device) or t.dtype != torch.float64:
+            size = max(rows, 2 * len(t))
+            positions = torch.arange(size, dtype=torch.float64, device=device)
+            self.table = _encode(positions, self.dim, self.base)  # (size, dim)
+        return self.table
 
     def embed(self, x: Tensor, positions: Tensor) -> Tensor:
-        """x: (..., seq, dim); positions: (seq,) non-negative ints."""
-        pe = _encode(positions.cpu(), self.dim, self.base)  # (seq, dim)
-        return x + pe.to(dtype=x.dtype, device=x.device)
+        """x: (..., seq, dim); positions: (seq,) or (batch, seq) non-negative ints.
+
+        One scalar read (the largest position) decides whether the table must grow.
+        """
+        check_float_tensor("x", x)
+        check_int_tensor("positions", positions, " of non-negative positions")
+        if x.dim() < 2 or x.shape[-1] != self.dim or positions.shape[-1] != x.shape[-2]:
+            raise ValueError(
+                f"need x of shape (..., seq, {self.dim}) and positions of shape (seq,) or "
+                f"(batch, seq), got x {tuple(x.shape)}, positions {tuple(positions.shape)}"
+            )
+        if positions.numel() == 0:
+            return x
+        low, high = torch.stack(torch.aminmax(positions)).tolist()  # one read
+        if low < 0:
+            raise ValueError(f"positions must be >= 0, got {low}")
+        pe = self._table(high + 1, x.device)[positions.to(x.device)]  # (..., seq, dim)
+        return x + pe.to(x.dtype)
 
 
 __all__ = [

@@ -24,6 +24,13 @@ from posenc.sinusoidal import SinusoidalPositionalEncoding
 
 SCHEMES = ("nope", "learned", "sinusoidal", "t5", "rope", "alibi")
 
+# T5 (Raffel et al., 2020; T5Config's defaults) uses 32 buckets up to max_distance 128: in its
+# decoder, distances 0 … 15 get a bucket each and 16 … 128 share 16 log-spaced ones. Our decoder
+# sets max_distance to the training length L (32 by default), a range 4× shorter, so it takes
+# half the buckets: 0 … 7 exact, 8 … L log-spaced — the same exact/log split on a shorter range.
+# For L < 16 the count drops to L, since a unidirectional table needs max_distance > buckets/2.
+T5_NUM_BUCKETS = 16
+
 
 @dataclass
 class ModelConfig:
@@ -49,7 +56,7 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
         # reaches was trained (the last bucket holds all distances near L and beyond).
         return T5RelativeBias(
             cfg.n_heads,
-            num_buckets=min(16, cfg.max_len),  # fewer buckets for L < 16
+            num_buckets=min(T5_NUM_BUCKETS, cfg.max_len),
             max_distance=cfg.max_len,
             bidirectional=False,
             zero_init=True,
