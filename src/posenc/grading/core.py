@@ -595,6 +595,30 @@ def expect_close(
     )
 
 
+def attention64(q, k, v, *, causal=False, bias=None) -> torch.Tensor:
+    """softmax(q kᵀ/√d + bias) v in float64; causal queries are the last q_len positions."""
+    q, k, v = q.double(), k.double(), v.double()
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., q_len, k_len)
+    if bias is not None:
+        scores = scores + bias.double()
+    if causal:
+        q_len, k_len = scores.shape[-2:]
+        future = torch.arange(k_len)[None, :] > torch.arange(q_len)[:, None] + (k_len - q_len)
+        scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def attention_allowed(q, k, v, *, bias_size=0.0, angle=0.0, width=0) -> float:
+    """The rule for softmax attention: a score error δ moves the output by ≤ δ·max|v|, and the
+    weighted sum of k_len values adds k_len·u·max|v|. A score q·k/√d of d terms is off by
+    ≤ d·u·max|q|·max|k|/√d, times (1 + the largest angle) when q and k were rotated first,
+    times (1 + width) when q, k and v were first projected from ``width`` features."""
+    big = [t.detach().double().abs().max().item() for t in (q, k, v)]
+    d, k_len = q.shape[-1], k.shape[-2]
+    score = d * big[0] * big[1] / math.sqrt(d) * (1 + angle + width) + bias_size
+    return allowed_error(big[2] * (1 + k_len + width + score))
+
+
 def _expect_shape(out: torch.Tensor, expected: torch.Tensor, label: str) -> None:
     if out.shape == expected.shape:
         return

@@ -11,6 +11,8 @@ from posenc.grading.core import (
     Mismatch,
     Mistakes,
     allowed_error,
+    attention64,
+    attention_allowed,
     call,
     exercise,
     expect_close,
@@ -282,29 +284,6 @@ def apply_rope_interleaved_cases() -> list[Case]:
 
 
 # --- rope_attention -----------------------------------------------------------------------
-
-
-def attention64(q, k, v, *, causal=False, bias=None) -> torch.Tensor:
-    """softmax(q kᵀ/√d + bias) v in float64; causal queries are the last q_len positions."""
-    q, k, v = q.double(), k.double(), v.double()
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., q_len, k_len)
-    if bias is not None:
-        scores = scores + bias.double()
-    if causal:
-        q_len, k_len = scores.shape[-2:]
-        future = torch.arange(k_len)[None, :] > torch.arange(q_len)[:, None] + (k_len - q_len)
-        scores = scores.masked_fill(future, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
-
-
-def attention_allowed(q, k, v, *, bias_size=0.0, angle=0.0) -> float:
-    """The rule for softmax attention: a score error δ moves the output by ≤ δ·max|v|, and the
-    weighted sum of k_len values adds k_len·u·max|v|. A score q·k/√d of d terms is off by
-    ≤ d·u·max|q|·max|k|/√d (times 1 + the largest angle when q and k were rotated first)."""
-    big = [t.detach().double().abs().max().item() for t in (q, k, v)]
-    d, k_len = q.shape[-1], k.shape[-2]
-    score = d * big[0] * big[1] / math.sqrt(d) * (1 + angle) + bias_size
-    return allowed_error(big[2] * (1 + k_len + score))
 
 
 def rope_attention_truth(q, k, v, positions):
