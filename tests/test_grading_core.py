@@ -5,9 +5,19 @@ import json
 import pytest
 import torch
 
-from posenc.attention import self_attention
 from posenc.grading import EXERCISES, CheckFailed, check
 from posenc.grading.core import GRADE_LOG_ENV, Mismatch, expect_tensor
+
+
+def self_attention(x, w_q, w_k, w_v, causal=False):
+    """A learner's right answer (the library's own would earn no credit)."""
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if causal:
+        seq = x.shape[-2]
+        future = torch.ones(seq, seq, dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def test_pass_prints_exactly_one_line(capsys):

@@ -454,7 +454,7 @@ class Mistakes:
                 and isinstance(out, torch.Tensor)
                 and wrong.shape == out.shape
             ):
-                err, tol = worst_error(out, wrong, allowed)
+                err, tol = worst_error(out, wrong, allowed, equal_nan=True)
                 if err <= tol:
                     return hint
         return None
@@ -540,14 +540,18 @@ def allowed_error(magnitude: Any, dtype: torch.dtype = torch.float32) -> Any:
     return SLACK * UNIT_ROUNDOFF[dtype] * magnitude
 
 
-def worst_error(out: torch.Tensor, truth: torch.Tensor, allowed: Any) -> tuple[float, float]:
+def worst_error(
+    out: torch.Tensor, truth: torch.Tensor, allowed: Any, equal_nan: bool = False
+) -> tuple[float, float]:
     """(error, allowed error) at the element where error / allowed is largest. Infinite
-    truths (masks) must be matched exactly; NaN in ``out`` counts as an infinite error."""
+    truths (masks) must be matched exactly; NaN in ``out`` counts as an infinite error
+    (unless ``equal_nan`` and the truth, a model of a mistake, is NaN there too)."""
     y, t = out.detach().double(), truth.detach().double()
     allowed = torch.as_tensor(allowed, dtype=torch.float64).expand_as(t)
     inf = torch.isinf(t)
     err = torch.where(inf, torch.where(y == t, 0.0, math.inf), (y - t).abs())
-    err = torch.where(torch.isnan(err), math.inf, err)
+    both_nan = torch.isnan(y) & torch.isnan(t) if equal_nan else torch.zeros_like(inf)
+    err = torch.where(both_nan, 0.0, torch.where(torch.isnan(err), math.inf, err))
     if err.numel() == 0:
         return 0.0, 0.0
     ratio = err / allowed.clamp(min=1e-300)
