@@ -170,3 +170,19 @@ def test_the_watch_ends_with_the_call_and_restores_the_profiler():
     assert restored is outer_profiler
     apply_rope(torch.zeros(1, 2), torch.arange(1))  # outside a guarded call: not recorded
     assert watch.hit == ""
+
+
+def test_switching_off_the_watch_is_caught():
+    import sys
+
+    from posenc.relative_bias import t5_relative_bucket
+
+    def sneaky(rel, bidirectional=True, num_buckets=32, max_distance=128):
+        sys.setprofile(None)
+        return t5_relative_bucket(
+            rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
+        )
+
+    result = run_cases("t5_relative_bucket", sneaky)
+    assert not result.passed and result.uses_reference == "sys.setprofile"
+    assert "turns off the grader's watch" in result.hint

@@ -45,7 +45,8 @@ Each exercise declares what is off-limits (``Exercise.off_limits``: dotted names
 the learner's function runs, a profile hook watches which code objects start and an audit
 hook watches which files open: reaching an off-limits function (directly, under an alias,
 through a wrapper), any grader module's code, the source file of an off-limits module, or a
-notebook under ``solutions/`` fails the exercise with a hint that names what was reached.
+notebook under ``solutions/`` (or switching the profile hook off) fails the exercise with a
+hint that names what was reached.
 The graders' own truths run outside that window, so they never trip it.
 """
 
@@ -239,6 +240,7 @@ class ReferenceWatch:
         self.codes, self.files = _off_limits_map(tuple(off_limits))
         self.allowed: set[types.CodeType] = set()
         self.hit, self.hit_name = "", ""
+        self.armed = False  # True while the learner's code runs under the hook
 
     def _record(self, what: str, name: str) -> None:
         if not self.hit:
@@ -256,16 +258,17 @@ class ReferenceWatch:
             if not name.startswith("posenc.grading."):
                 return  # other code of a module that holds an off-limits function
         if name is not None:
-            self._record(f"calls {name}", name)
+            self._record(f"calls {name}, the answer itself", name)
 
     def opened(self, path: str) -> None:
         """Audit hook's report of a file opened during the guarded call."""
         resolved = Path(os.path.realpath(path))
         if resolved.parent.name == "solutions" and resolved.suffix == ".ipynb":
-            self._record(f"reads solutions/{resolved.name}", f"solutions/{resolved.name}")
+            answer = f"solutions/{resolved.name}"
+            self._record(f"reads {answer}, the answer itself", answer)
         elif str(resolved) in self.files:
             name = self.files[str(resolved)]
-            self._record(f"reads the source of {name}", name)
+            self._record(f"reads the source of {name}, the answer itself", name)
 
     def guard(self, fn: Callable) -> Callable:
         """``fn`` wrapped so that each call runs under the watch."""
@@ -278,9 +281,11 @@ class ReferenceWatch:
             previous, outer = sys.getprofile(), _active
             _active = self
             sys.setprofile(self._profile)
+            self.armed = True
             try:
                 return fn(*args, **kwargs)
             finally:
+                self.armed = False
                 sys.setprofile(previous)
                 _active = outer
 
@@ -289,7 +294,11 @@ class ReferenceWatch:
 
 def _audit(event: str, args: tuple) -> None:
     watch = _active
-    if watch is None or event != "open" or watch.hit:
+    if watch is None or watch.hit:
+        return
+    if event == "sys.setprofile" and watch.armed:  # the learner's code swaps out the hook
+        watch._record("turns off the grader's watch (sys.setprofile)", "sys.setprofile")
+    if event != "open":
         return
     path = args[0] if args else None
     if isinstance(path, (str, bytes, os.PathLike)):
@@ -342,7 +351,7 @@ def run_cases(name: str, fn: Callable) -> CheckResult:
                 )
             )
     if watch.hit:
-        hint = f"your function {watch.hit}, the answer itself — write it yourself"
+        hint = f"your function {watch.hit} — write it yourself"
         return CheckResult(name, False, 0, len(cases), hint, uses_reference=watch.hit_name)
     n_passed = len(cases) - len(failures)
     if not failures:
