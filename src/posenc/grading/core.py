@@ -205,26 +205,37 @@ def _resolve(dotted: str) -> Any:
 
 
 @functools.cache
-def _off_limits_map(names: tuple[str, ...]) -> tuple[dict, dict]:
-    """(code object → dotted name, source file → dotted name) for ``names`` plus the graders.
-    A name that no longer resolves is skipped (a test checks that every one resolves)."""
+def _off_limits_map(names: tuple[str, ...]) -> tuple[dict, dict, frozenset]:
+    """(code object → dotted name, source file → dotted name, the names of whole modules)
+    for ``names`` plus the grader modules, whose code is all off-limits. A name that no
+    longer resolves is skipped (a test checks that every one resolves)."""
     codes: dict[types.CodeType, str] = {}
     files: dict[str, str] = {}
-    grader_files = {str(p): f"posenc.grading.{p.stem}" for p in GRADING_DIR.glob("nb*.py")}
+
+    def add_file(path: str, dotted: str) -> None:  # as imported (co_filename) and resolved
+        for key in (path, str(Path(path).resolve())):
+            files.setdefault(key, dotted)
+
+    whole = {f"posenc.grading.{path.stem}" for path in GRADING_DIR.glob("nb*.py")}
+    for path in GRADING_DIR.glob("nb*.py"):
+        add_file(str(path), f"posenc.grading.{path.stem}")
+        module = sys.modules.get(f"posenc.grading.{path.stem}")
+        if module is not None:
+            add_file(module.__file__, module.__name__)
     for dotted in names:
         try:
             obj = _resolve(dotted)
         except (ImportError, AttributeError):
             continue
-        if isinstance(obj, types.ModuleType):
-            files[str(Path(obj.__file__).resolve())] = dotted
-            continue
-        for code in _codes_of(obj):
+        module = obj if isinstance(obj, types.ModuleType) else None
+        if module is not None:
+            whole.add(dotted)
+        for code in _codes_of(obj) if module is None else ():
             codes.setdefault(code, dotted)
-        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        module = module or sys.modules.get(getattr(obj, "__module__", "") or "")
         if module is not None and getattr(module, "__file__", None):
-            files.setdefault(str(Path(module.__file__).resolve()), dotted)
-    return codes, {**grader_files, **files}
+            add_file(module.__file__, dotted)
+    return codes, files, frozenset(whole)
 
 
 class ReferenceWatch:
@@ -237,7 +248,7 @@ class ReferenceWatch:
     """
 
     def __init__(self, off_limits: tuple[str, ...]):
-        self.codes, self.files = _off_limits_map(tuple(off_limits))
+        self.codes, self.files, self.whole = _off_limits_map(tuple(off_limits))
         self.allowed: set[types.CodeType] = set()
         self.hit, self.hit_name = "", ""
         self.armed = False  # True while the learner's code runs under the hook
@@ -253,10 +264,8 @@ class ReferenceWatch:
         if code in self.allowed:
             return
         name = self.codes.get(code)
-        if name is None and code.co_filename in self.files:
-            name = self.files[code.co_filename]
-            if not name.startswith("posenc.grading."):
-                return  # other code of a module that holds an off-limits function
+        if name is None and self.files.get(code.co_filename) in self.whole:
+            name = self.files[code.co_filename]  # a grader module, or a module declared whole
         if name is not None:
             self._record(f"calls {name}, the answer itself", name)
 
