@@ -8,13 +8,13 @@ from conftest import SOLUTIONS
 from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
-from posenc.sinusoidal import (
-    relative_dot_product_curve,
-    sinusoidal_encoding,
-    sinusoidal_offset_matrix,
-)
-
 NB = SOLUTIONS / "02_sinusoidal.ipynb"
+# Right answers to build wrong ones on: the solution notebook's, never the library's
+# (a function that reaches the library's answer earns no credit).
+SOL = solution_namespace(NB)
+relative_dot_product_curve = SOL["relative_dot_product_curve"]
+sinusoidal_encoding = SOL["sinusoidal_encoding"]
+sinusoidal_offset_matrix = SOL["sinusoidal_offset_matrix"]
 
 
 def _table(
@@ -226,10 +226,37 @@ def test_relative_curve_grader_rejects(wrong, hint):
     assert_rejected("relative_dot_product_curve", wrong, hint)
 
 
-def test_reference_and_solution_answers_pass():
-    assert_accepted("sinusoidal_encoding", sinusoidal_encoding)
-    assert_accepted("sinusoidal_offset_matrix", sinusoidal_offset_matrix)
-    assert_accepted("relative_dot_product_curve", relative_dot_product_curve)
+def test_solution_answers_pass():
     ns = solution_namespace(NB)
     for name in ("sinusoidal_encoding", "sinusoidal_offset_matrix", "relative_dot_product_curve"):
         assert_accepted(name, ns[name])
+
+
+def table_in_bfloat16(seq_len, dim, base=10000.0):
+    """the PyTorch tutorial's code with every tensor in bfloat16"""
+    if dim % 2:
+        raise ValueError("odd dim")
+    position = torch.arange(seq_len, dtype=torch.bfloat16)[:, None]
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.bfloat16) * (-math.log(base) / dim))
+    pe = torch.zeros(seq_len, dim)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(position * div), torch.cos(position * div)
+    return pe
+
+
+def float16_positions(seq_len, dim, base=10000.0):
+    """float32 frequencies, positions from arange(..., dtype=float16)"""
+    if dim % 2:
+        raise ValueError("odd dim")
+    position = torch.arange(seq_len, dtype=torch.float16).float()[:, None]
+    div = 1.0 / base ** (torch.arange(0, dim, 2).float() / dim)
+    pe = torch.zeros(seq_len, dim)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(position * div), torch.cos(position * div)
+    return pe
+
+
+@pytest.mark.parametrize(
+    "wrong, hint", [(table_in_bfloat16, "bfloat16"), (float16_positions, "float16")]
+)
+def test_precision_traps_fail_with_a_precision_hint(wrong, hint):
+    assert_rejected("sinusoidal_encoding", wrong, hint)
+    assert_rejected("drill_sinusoidal_encoding", wrong, hint)

@@ -7,10 +7,15 @@ from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
 from posenc.attention import attention_reference
-from posenc.grading.nb04_rope import rope_attention_reference
-from posenc.rope import apply_rope, rope_frequencies
+from posenc.grading import run_cases
 
 NB = SOLUTIONS / "04_rope.ipynb"
+# Right answers to build wrong ones on: the solution notebook's, never the library's
+# (a function that reaches the library's answer earns no credit).
+SOL = solution_namespace(NB)
+apply_rope = SOL["apply_rope"]
+rope_frequencies = SOL["rope_frequencies"]
+rope_attention_reference = SOL["rope_attention"]
 
 
 def freq_arange_dim(dim, base=10000.0):
@@ -74,9 +79,8 @@ def _rope(
     if first_half_only:
         half = dim // 2
         out = xf.clone()
-        out[..., :half] = apply_rope(
-            xf[..., :half].contiguous(), positions, base=base, layout=layout
-        )
+        rope = apply_rope if layout == "half" else SOL["apply_rope_interleaved"]
+        out[..., :half] = rope(xf[..., :half].contiguous(), positions, base=base)
         return out.to(x.dtype)
     if layout == "half":
         x1, x2 = xf[..., : dim // 2], xf[..., dim // 2 :]
@@ -186,10 +190,60 @@ def test_rope_attention_grader_rejects(wrong, hint):
     assert_rejected("rope_attention", wrong, hint)
 
 
-def test_reference_and_solution_answers_pass():
-    assert_accepted("rope_frequencies", rope_frequencies)
-    assert_accepted("apply_rope", apply_rope)
-    assert_accepted("rope_attention", rope_attention_reference)
+def test_solution_answers_pass():
     ns = solution_namespace(NB)
     for name in ("rope_frequencies", "apply_rope", "apply_rope_interleaved", "rope_attention"):
         assert_accepted(name, ns[name])
+
+
+# --- precision traps: right formulas, too narrow a dtype ----------------------------------
+
+
+def rope_angles_in_x_dtype(x, positions, base=10000.0):
+    """HF-style, but positions and inv_freq cast to x's dtype before the product"""
+    d = x.shape[-1]
+    inv = (1.0 / base ** (torch.arange(0, d, 2).float() / d)).to(x.dtype)
+    freqs = positions.to(x.dtype)[:, None] * inv[None, :]
+    emb = torch.cat([freqs, freqs], -1)
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return x * emb.cos() + torch.cat([-x2, x1], -1) * emb.sin()
+
+
+def rope_float16_positions(x, positions, base=10000.0):
+    """float32 frequencies, but positions stored as float16 first"""
+    d = x.shape[-1]
+    inv = 1.0 / base ** (torch.arange(0, d, 2).float() / d)
+    freqs = positions.half().float()[:, None] * inv[None, :]
+    emb = torch.cat([freqs, freqs], -1)
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return (x * emb.cos() + torch.cat([-x2, x1], -1) * emb.sin()).to(x.dtype)
+
+
+def rope_meta_bf16_angles(x, positions, base=10000.0):
+    """Meta-style complex rotation with the outer product taken in bfloat16"""
+    d = x.shape[-1]
+    freqs = 1.0 / base ** (torch.arange(0, d, 2).float() / d)
+    angles = torch.outer(positions.bfloat16(), freqs.bfloat16()).float()
+    cis = torch.polar(torch.ones_like(angles), angles)
+    z = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(z * cis).flatten(-2).to(x.dtype)
+
+
+@pytest.mark.parametrize(
+    "name, wrong, hint",
+    [
+        ("apply_rope", rope_angles_in_x_dtype, "bfloat16"),
+        ("apply_rope", rope_float16_positions, "float16"),
+        ("apply_rope_interleaved", rope_meta_bf16_angles, "bfloat16"),
+        ("drill_apply_rope", rope_angles_in_x_dtype, "bfloat16"),
+    ],
+)
+def test_precision_traps_fail_with_a_precision_hint(name, wrong, hint):
+    """Each fails the case that bites: positions in the thousands (float32 or bfloat16 x)."""
+    assert_rejected(name, wrong, hint)
+
+
+def test_a_precision_failure_names_measured_and_allowed_error():
+    result = run_cases("apply_rope", rope_float16_positions)
+    assert "max error" in result.hint and "allowed" in result.hint
+    assert "likely cause" in result.hint

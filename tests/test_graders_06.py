@@ -8,10 +8,13 @@ from conftest import SOLUTIONS
 from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
-from posenc.experiments.extrapolation import perplexity_from_losses, position_buckets
-from posenc.grading.nb06_extrapolation import best_extrapolator_reference
-
 NB = SOLUTIONS / "06_train_short_test_long.ipynb"
+# Right answers to build wrong ones on: the solution notebook's, never the library's
+# (a function that reaches the library's answer earns no credit).
+SOL = solution_namespace(NB)
+perplexity_from_losses = SOL["perplexity_from_losses"]
+position_buckets = SOL["position_buckets"]
+best_extrapolator_reference = SOL["best_extrapolator"]
 
 
 def ppl_mean_loss(losses):
@@ -143,10 +146,7 @@ def test_interpretation_grader_rejects(wrong, hint):
     assert_rejected("best_extrapolator", wrong, hint)
 
 
-def test_reference_and_solution_answers_pass():
-    assert_accepted("perplexity_from_losses", perplexity_from_losses)
-    assert_accepted("position_buckets", position_buckets)
-    assert_accepted("best_extrapolator", best_extrapolator_reference, minimum=3)
+def test_solution_answers_pass():
     ns = solution_namespace(NB)
     assert_accepted("perplexity_from_losses", ns["perplexity_from_losses"])
     assert_accepted("position_buckets", ns["position_buckets"])

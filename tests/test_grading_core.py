@@ -5,9 +5,19 @@ import json
 import pytest
 import torch
 
-from posenc.attention import self_attention
 from posenc.grading import EXERCISES, CheckFailed, check
 from posenc.grading.core import GRADE_LOG_ENV, Mismatch, expect_tensor
+
+
+def self_attention(x, w_q, w_k, w_v, causal=False):
+    """A learner's right answer (the library's own would earn no credit)."""
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if causal:
+        seq = x.shape[-2]
+        future = torch.ones(seq, seq, dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def test_pass_prints_exactly_one_line(capsys):
@@ -89,3 +99,27 @@ def test_grade_log_records_each_check(tmp_path, monkeypatch, capsys):
     assert [e["passed"] for e in entries] == [True, False]
     assert GRADE_LOG_ENV not in os.environ, "the log's path is hidden from the graded code"
     assert entries[1]["hint"]
+
+
+def test_tolerance_rule_is_slack_times_unit_roundoff_times_magnitude():
+    from posenc.grading.core import SLACK, allowed_error
+
+    assert allowed_error(1000.0) == SLACK * 2.0**-24 * 1000.0
+    assert allowed_error(2.0, torch.bfloat16) == SLACK * 2.0**-8 * 2.0
+
+
+def test_expect_close_judges_against_the_truth_and_explains_a_miss():
+    from posenc.grading.core import expect_close
+
+    truth = torch.tensor([1.0, float("-inf"), 3.0], dtype=torch.float64)
+    expect_close(torch.tensor([1.0 + 1e-7, float("-inf"), 3.0]), truth, "x", allowed=1e-6)
+    with pytest.raises(Mismatch) as err:  # a finite value where the truth is masked
+        expect_close(torch.tensor([1.0, -1e9, 3.0]), truth, "x", allowed=1e-6)
+    assert "max error inf" in err.value.hint
+    with pytest.raises(Mismatch) as err:
+        expect_close(torch.tensor([1.001, float("-inf"), 3.0]), truth, "x", allowed=1e-5)
+    hint = err.value.hint
+    assert "max error 0.001" in hint and "allowed 1e-05" in hint and "likely cause" in hint
+    with pytest.raises(Mismatch) as err:
+        expect_close(torch.tensor([float("nan"), float("-inf"), 3.0]), truth, "x", allowed=1.0)
+    assert "NaN or inf" in err.value.hint

@@ -73,8 +73,14 @@ def test_a_forked_kernel_grades_into_its_own_log(template, monkeypatch, tmp_path
     log.touch()
     code = textwrap.dedent("""\
         import os
+        import torch
         from posenc.grading import check
-        from posenc.attention import self_attention
+        def self_attention(x, w_q, w_k, w_v, causal=False):  # the library's earns no credit
+            q, k, v = x @ w_q, x @ w_k, x @ w_v
+            s = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+            if causal:
+                s = s.masked_fill(torch.ones(s.shape[-2:], dtype=bool).triu(1), -torch.inf)
+            return s.softmax(-1) @ v
         check("self_attention", self_attention)
         print(os.environ.get("POSENC_GRADE_LOG"))
     """)

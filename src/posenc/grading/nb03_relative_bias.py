@@ -6,10 +6,51 @@ import math
 
 import torch
 
-from posenc.grading.core import Case, Mismatch, Mistakes, call, exercise, expect_tensor, randn
-from posenc.relative_bias import relative_bias_matrix, relative_positions, t5_relative_bucket
+from posenc.grading.core import (
+    Case,
+    Mismatch,
+    Mistakes,
+    allowed_error,
+    call,
+    exercise,
+    expect_close,
+    expect_tensor,
+    randn,
+)
 
 NOTEBOOK = "03_relative_bias"
+OFF_LIMITS = (
+    "posenc.relative_bias.t5_relative_bucket",
+    "posenc.relative_bias.relative_bias_matrix",
+    "posenc.relative_bias.T5RelativeBias",
+)
+
+
+def relative_positions(q_len: int, k_len: int) -> torch.Tensor:
+    """j − i for queries aligned to the end of the keys.  (q_len, k_len)"""
+    return torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None] - (k_len - q_len)
+
+
+def t5_bucket_range(rel, bidirectional=True, num_buckets=32, max_distance=128):
+    """(lowest, highest) correct bucket per offset, from float64 logs.
+
+    Where log(r / e) / log(max_distance / e) · (n − e) is within rounding of an integer
+    (e.g. r = 16 with the defaults: exactly 2), a float32 log may land on either side, so both
+    floors are correct; elsewhere lowest == highest.
+    """
+    rel = rel.long()
+    n = num_buckets // 2 if bidirectional else num_buckets
+    upper = (rel > 0).long() * n if bidirectional else torch.zeros_like(rel)
+    distance = rel.abs() if bidirectional else (-rel).clamp(min=0)
+    exact = n // 2
+    raw = torch.log(distance.clamp(min=1).double() / exact) / math.log(max_distance / exact)
+    raw = raw * (n - exact)
+    slack = allowed_error(1 + raw.abs())
+    ends = []
+    for shifted in (raw - slack, raw + slack):
+        large = (exact + shifted.floor().long()).clamp(max=n - 1)
+        ends.append(upper + torch.where(distance < exact, distance, large))
+    return ends[0], ends[1]
 
 
 def _bucket_variant(
@@ -52,11 +93,8 @@ def _bucket_mistakes(rel, bidirectional, num_buckets, max_distance) -> Mistakes:
     args = (rel, bidirectional, num_buckets, max_distance)
     m = {
         "bidirectional and unidirectional confused: with bidirectional=True, keys after the "
-        "query get their own half of the buckets": lambda: t5_relative_bucket(
-            rel,
-            bidirectional=not bidirectional,
-            num_buckets=num_buckets,
-            max_distance=max_distance,
+        "query get their own half of the buckets": lambda: _bucket_variant(
+            rel, not bidirectional, num_buckets, max_distance
         ),
         "linear buckets past the exact range; T5 spaces them on a log scale up to "
         "max_distance": lambda: _bucket_variant(*args, scale="linear"),
@@ -67,9 +105,7 @@ def _bucket_mistakes(rel, bidirectional, num_buckets, max_distance) -> Mistakes:
         "exact range taken from num_buckets before halving it; in bidirectional mode the "
         "exact range is half of *each* half": lambda: _bucket_variant(*args, small="unhalved"),
         "offset sign flipped: relative_position is key − query (j − i), positive for keys "
-        "after the query": lambda: t5_relative_bucket(
-            -rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
-        ),
+        "after the query": lambda: _bucket_variant(-rel, bidirectional, num_buckets, max_distance),
         "distances beyond max_distance must share the last bucket (cap at num_buckets − 1 of "
         "the half)": lambda: _bucket_variant(*args, cap=False),
         "log bucket rounded; T5 truncates toward zero (.long() / floor)": lambda: _bucket_variant(
@@ -97,20 +133,21 @@ def _bucket_case(
                 num_buckets=num_buckets,
                 max_distance=max_distance,
             )
-        expected = t5_relative_bucket(
-            rel, bidirectional=bidirectional, num_buckets=num_buckets, max_distance=max_distance
-        )
+        low, high = t5_bucket_range(rel, bidirectional, num_buckets, max_distance)
         if isinstance(out, torch.Tensor) and out.is_floating_point():
             raise Mismatch(
                 f"{label}: returned floats; bucket indices are integers (long)", specific=True
             )
+        if isinstance(out, torch.Tensor) and out.shape == low.shape:
+            if bool(((out >= low) & (out <= high)).all()):
+                return
         mistakes = _bucket_mistakes(rel, bidirectional, num_buckets, max_distance)
-        expect_tensor(out, expected, label, mistakes, atol=0, rtol=0, check_dtype=False)
+        expect_tensor(out, low, label, mistakes, atol=0, rtol=0, check_dtype=False)
 
     return Case(label, run)
 
 
-@exercise("t5_relative_bucket", NOTEBOOK)
+@exercise("t5_relative_bucket", NOTEBOOK, OFF_LIMITS)
 def t5_relative_bucket_cases() -> list[Case]:
     wide = torch.arange(-300, 301)
     return [
@@ -136,10 +173,8 @@ def t5_relative_bucket_cases() -> list[Case]:
 
 def _matrix_mistakes(table, q_len, k_len, bidirectional, max_distance) -> Mistakes:
     def with_offsets(rel, bidi=bidirectional):
-        b = t5_relative_bucket(
-            rel, bidirectional=bidi, num_buckets=table.shape[0], max_distance=max_distance
-        )
-        return table[b].permute(2, 0, 1)
+        b = _bucket_variant(rel, bidi, table.shape[0], max_distance)
+        return table.double()[b].permute(2, 0, 1)
 
     top_left = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]
     return Mistakes(
@@ -160,21 +195,27 @@ def _matrix_case(label, seed, buckets, heads, q_len, k_len, bidirectional, max_d
     def run(fn):
         table = randn(buckets, heads, seed=seed)
         out = call(fn, table, q_len, k_len, bidirectional=bidirectional, max_distance=max_distance)
-        expected = relative_bias_matrix(
-            table, q_len, k_len, bidirectional=bidirectional, max_distance=max_distance
+        low, high = t5_bucket_range(
+            relative_positions(q_len, k_len), bidirectional, buckets, max_distance
         )
-        if isinstance(out, torch.Tensor) and out.shape == (q_len, k_len, heads) != expected.shape:
+        truth_low = table.double()[low].permute(2, 0, 1)  # (heads, q_len, k_len)
+        truth_high = table.double()[high].permute(2, 0, 1)
+        if isinstance(out, torch.Tensor) and out.shape == (q_len, k_len, heads) != truth_low.shape:
             raise Mismatch(
                 f"{label}: shape (q_len, k_len, heads); put heads first: .permute(2, 0, 1)",
                 specific=True,
             )
         mistakes = _matrix_mistakes(table, q_len, k_len, bidirectional, max_distance)
-        expect_tensor(out, expected, label, mistakes)
+        allowed = allowed_error(table.abs().max().item())  # a gather: exact, or one rounding
+        if isinstance(out, torch.Tensor) and out.shape == truth_low.shape:
+            near_high = (out.double() - truth_high).abs() <= allowed
+            truth_low = torch.where(near_high, truth_high, truth_low)  # either bucket is right
+        expect_close(out, truth_low, label, allowed, mistakes)
 
     return Case(label, run)
 
 
-@exercise("relative_bias_matrix", NOTEBOOK)
+@exercise("relative_bias_matrix", NOTEBOOK, OFF_LIMITS)
 def relative_bias_matrix_cases() -> list[Case]:
     return [
         _matrix_case("32 buckets, 1 head, 10 × 10, bidirectional", 0, 32, 1, 10, 10, True, 128),

@@ -16,4 +16,5 @@ DRILLS = {
 
 for drill, source in DRILLS.items():
     if drill not in REGISTRY:
-        REGISTRY[drill] = Exercise(drill, NOTEBOOK, REGISTRY[source].make_cases)
+        origin = REGISTRY[source]
+        REGISTRY[drill] = Exercise(drill, NOTEBOOK, origin.make_cases, origin.off_limits)
