@@ -45,6 +45,7 @@ class Exercise:
     name: str
     notebook: str  # stem of the notebook that asks for it, e.g. "00_attention_has_no_order"
     make_cases: Callable[[], list[Case]]
+    off_limits: tuple[str, ...] = ()
 
 
 @dataclass
