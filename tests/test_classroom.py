@@ -10,8 +10,7 @@ import nbformat
 import pytest
 from conftest import NOTEBOOKS, SOLUTIONS
 
-from posenc.grading import classroom
-from posenc.grading.classroom import grade_class, main, select_shard, write_report
+from posenc.grading.classroom import csv_safe, grade_class, main, select_shard, write_report
 
 NB = "00_attention_has_no_order"
 FORGE = (
@@ -110,8 +109,9 @@ def test_every_student_gets_the_right_verdict(graded):
     assert any("altered" in f for f in by["trivial_check"].flags)
     assert _statuses(by["infinite_loop"])["self_attention"] == "timeout"
     assert by["bad_json"].status == "unreadable"
-    assert set(_statuses(by["kills_kernel"]).values()) == {"error"}
-    assert "died" in by["kills_kernel"].error
+    # The cell that ends its process is dropped; the notebook's exercises are still graded.
+    assert set(_statuses(by["kills_kernel"]).values()) == {"passed"}
+    assert any("cell 1 skipped" in f for f in by["kills_kernel"].flags)
     assert set(_statuses(by["enormous_output"]).values()) == {"passed"}
     assert _statuses(by["forger"])["self_attention"] == "not attempted"
     assert any("suspicious" in f for f in by["forger"].flags)
@@ -135,11 +135,12 @@ def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_pat
     assert [(g.student, _statuses(g)) for g in serial] == [
         (s, _statuses(by[s])) for s in ("blank", "correct", "wrong")
     ]
-    assert any(t.process.poll() is None for t in classroom._templates.values())  # warm path used
-    cold = grade_class(subset, jobs=1, show_progress=False, warm_kernels=False)
-    assert [(g.student, _statuses(g), g.flags) for g in cold] == [
-        (g.student, _statuses(g), g.flags) for g in serial
+    unjailed = grade_class(subset, jobs=1, show_progress=False, jailed=False)
+    assert [(g.student, _statuses(g)) for g in unjailed] == [
+        (g.student, _statuses(g)) for g in serial
     ]
+    assert all(any("UNSAFE" in f for f in g.flags) for g in unjailed)
+    assert not any(any("UNSAFE" in f for f in g.flags) for g in serial)
     write_report(serial, tmp_path / "report")
     rows = list(csv.DictReader(open(tmp_path / "report" / "grades.csv", encoding="utf-8")))
     assert {(r["student"], r["exercise"], r["status"]) for r in rows} >= {
@@ -148,6 +149,12 @@ def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_pat
     }
     saved = json.loads((tmp_path / "report" / "grades.json").read_text())
     assert {g["student"] for g in saved} == {"blank", "correct", "wrong"}
+
+
+def test_csv_cells_never_start_a_formula():
+    for text in ("=HYPERLINK(1)", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_safe(text) == "'" + text
+    assert csv_safe("alice") == "alice" and csv_safe(3) == 3
 
 
 def test_shards_partition_the_class():
