@@ -21,7 +21,9 @@ PWNED = "_pwned_by_a_student.py"  # a file no attack may create anywhere outside
 
 # What an answer cell for sinusoidal_encoding is replaced by in each cheat.
 REFERENCE_IMPORT = "from posenc.sinusoidal import sinusoidal_encoding as sinusoidal_encoding\n"
-ZEROS = "def sinusoidal_encoding(seq_len, dim, base=10000.0):\n    return torch.zeros(seq_len, dim)\n"
+ZEROS = (
+    "def sinusoidal_encoding(seq_len, dim, base=10000.0):\n    return torch.zeros(seq_len, dim)\n"
+)
 PATCH_COMPARISONS = (
     "import torch, torch.testing\n"
     "torch.allclose = lambda *a, **k: True\n"
