@@ -8,8 +8,8 @@ Each grading thread starts one *template* (:mod:`posenc.grading.worker`) inside 
   reference answer to the notebook's own exercises (``Exercise.off_limits``) is replaced by a
   stand-in that raises ``ReferenceHidden``; the course's ``results/`` (read-only, the
   notebooks read ``../results``);
-- private and empty: ``/tmp``, the working folder ``/work/nb`` (both wiped between
-  notebooks), ``/dev``, ``/proc``;
+- private and empty: ``/tmp``, the working folder ``/work/nb`` (both in-memory, 256 MiB at
+  most, wiped between notebooks), ``/dev``, ``/proc``;
 - no network, its own PID, IPC and user namespaces, no capabilities, a new session (no
   terminal), and it dies with the grader (``--die-with-parent``);
 - limits per notebook (setrlimit in the forked child): address space, CPU seconds, file size,
@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from posenc.grading import wire
+from posenc.grading.text import shorten
 
 VIEW, WORK, RESULTS = "/posenc-view", "/work", "/work/results"
 JAIL_UID = 1000
+SCRATCH_BYTES = 256 << 20  # each writable folder in the jail (in memory: tmpfs)
 GRADING_STUB = '''"""A stand-in for the graders inside a class-grading jail: your answers
 are checked by the class grader, from outside this process."""
 
@@ -160,7 +162,9 @@ def bwrap_argv(view: Path, results: Path | None, env: dict[str, str]) -> list[st
         raise JailError("bwrap (bubblewrap) is not installed: apt-get install bubblewrap")
     argv = [binary, "--unshare-all", "--unshare-user", "--uid", str(JAIL_UID)]
     argv += ["--gid", str(JAIL_UID), "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    argv += ["--tmpfs", "/tmp", "--tmpfs", WORK, "--dir", f"{WORK}/nb"]  # first: binds go over
+    for folder in ("/tmp", WORK):  # first: the binds below go over them
+        argv += ["--size", str(SCRATCH_BYTES), "--tmpfs", folder]
+    argv += ["--dir", f"{WORK}/nb"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = Path("/", name)
@@ -209,7 +213,7 @@ def bwrap_works() -> tuple[bool, str]:
         except (OSError, subprocess.TimeoutExpired) as err:
             return False, f"{type(err).__name__}: {err}"
     if run.stdout.strip() != "42":
-        return False, (run.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        return False, shorten((run.stderr.strip().splitlines() or ["no output"])[-1], 200)
     return True, ""
 
 

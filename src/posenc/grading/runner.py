@@ -45,6 +45,15 @@ def grade_notebooks(
         workers.close()
 
 
+def grade_notebook(
+    path: str | Path, *, timeout_cell: int = 120, timeout_notebook: int = 900
+) -> NotebookGrade:
+    """Execute one of your notebooks and return what each of its checks said."""
+    return grade_notebooks(
+        [Path(path)], timeout_cell=timeout_cell, timeout_notebook=timeout_notebook
+    )[0]
+
+
 def course_notebooks(targets: list[str]) -> list[Path]:
     paths: list[Path] = []
     for target in targets:
