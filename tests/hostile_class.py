@@ -4,7 +4,9 @@
 
 Every notebook is a lean copy of a course notebook (its first code cell, its answer cells and
 its check cells), so the class grades quickly. ``--clean`` builds the honest students only.
-Each attacker's folder name says what it tries; ``ATTACKS`` says what the grader must do.
+Each attacker's folder name says what it tries; tests/test_hostile_class.py says what the
+grader must do. The vandal really writes into the course, the class and the report when it is
+not jailed: grade this class only with the jail on.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ PATCH_GRADER = (
     "fake = types.ModuleType('posenc.grading.core')\n"
     "fake.run_cases = lambda *a, **k: True\n"
     "sys.modules['posenc.grading.core'] = fake\n"
+    "import posenc.sinusoidal as reference\n"
+    "reference.sinusoidal_encoding = lambda *a, **k: sinusoidal_encoding(*a, **k)\n"
     "import importlib\n"
     "for hidden in ('posenc.grad' + 'ing.nb02_sinusoidal', 'posenc.grading.core'):\n"
     "    try:\n"
@@ -74,10 +78,12 @@ def vandal(targets: dict[str, str]) -> str:
         "attempt(lambda: open(os.path.join(targets['report'], 'grades.csv'), 'w').write('x'))\n"
         f"attempt(lambda: open(os.path.join(targets['report'], {PWNED!r}), 'w').write('x'))\n"
         f"attempt(lambda: open(os.path.join(targets['src'], {PWNED!r}), 'w').write('x'))\n"
-        "attempt(lambda: open(os.path.join(targets['src'], 'grading', 'core.py'), 'a'))\n"
-        "startup = os.path.expanduser('~/.ipython/profile_default/startup')\n"
-        "attempt(lambda: os.makedirs(startup, exist_ok=True))\n"
-        f"attempt(lambda: open(os.path.join(startup, {PWNED!r}), 'w').write('x'))\n"
+        "core = os.path.join(targets['src'], 'grading', 'core.py')\n"
+        "attempt(lambda: open(core, 'a').write('#'))\n"
+        "for home in (os.path.expanduser('~'), targets['home']):\n"
+        "    startup = os.path.join(home, '.ipython', 'profile_default', 'startup')\n"
+        "    attempt(lambda: os.makedirs(startup, exist_ok=True))\n"
+        f"    attempt(lambda: open(os.path.join(startup, {PWNED!r}), 'w').write('x'))\n"
         "attempt(lambda: exec(open(targets['solution']).read()))\n"
         "attempt(lambda: exec(open('../results/../solutions/02_sinusoidal.ipynb').read()))\n"
         "for log in (os.environ.get('POSENC_GRADE_LOG'), 'log', '../log', '/tmp/log'):\n"
@@ -89,7 +95,6 @@ def vandal(targets: dict[str, str]) -> str:
         "while frame is not None:\n"
         "    attempt(lambda: frame.f_globals.update(passed=True))\n"
         "    frame = frame.f_back\n"
-        "attempt(lambda: os.kill(1, 9))\n"
     )
 
 
@@ -151,6 +156,7 @@ def attackers(out: Path, report: Path) -> dict[str, object]:
         "report": str(report),
         "src": str(ROOT / "src" / "posenc"),
         "solution": str(ROOT / "solutions" / f"{NB02}.ipynb"),
+        "home": str(Path.home()),
     }
     return {
         "cheat_reference": with_answer(REFERENCE_IMPORT),

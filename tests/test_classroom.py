@@ -170,3 +170,22 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys):
         main([str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--out", str(tmp_path / "r"), "-j", "0"])
+
+
+def test_resume_grades_only_what_the_report_lacks(graded, tmp_path):
+    root, _, _ = graded
+    subset, out = tmp_path / "subset", tmp_path / "report"
+    (subset / "correct").mkdir(parents=True)
+    (subset / "correct" / f"{NB}.ipynb").write_bytes(
+        (root / "correct" / f"{NB}.ipynb").read_bytes()
+    )
+    assert main([str(subset), "--out", str(out)]) == 0
+    saved = json.loads((out / "grades.json").read_text())
+    saved[0]["error"] = "kept from the first run"
+    (out / "grades.json").write_text(json.dumps(saved))
+    (subset / "blank").mkdir()
+    (subset / "blank" / f"{NB}.ipynb").write_bytes((root / "blank" / f"{NB}.ipynb").read_bytes())
+    assert main([str(subset), "--out", str(out), "--resume"]) == 0
+    by = {g["student"]: g for g in json.loads((out / "grades.json").read_text())}
+    assert by["correct"]["error"] == "kept from the first run"  # not graded again
+    assert {v["status"] for v in by["blank"]["exercises"]} == {"not attempted"}

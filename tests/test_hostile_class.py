@@ -5,6 +5,7 @@ changes, and the report is complete and safe to open."""
 import csv
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -113,6 +114,7 @@ def test_nothing_outside_the_jails_changes(hostile):
     changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
     assert changed <= {str(root / "report" / n) for n in ("grades.csv", "grades.json")}
     assert not list(ROOT.rglob(PWNED)) and not list(root.rglob(PWNED))
+    assert not (Path.home() / ".ipython" / "profile_default" / "startup" / PWNED).exists()
     assert (root / "report" / "teacher_notes.txt").read_text() == "kept"
 
 

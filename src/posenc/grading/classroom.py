@@ -42,7 +42,7 @@ from posenc.grading import EXERCISES  # noqa: F401 (importing it registers every
 from posenc.grading.core import FAIL, PASS, REGISTRY
 from posenc.grading.jail import Limits, Template, build_view, bwrap_path
 from posenc.grading.session import Job, Verdict, run_notebook
-from posenc.grading.text import quoted, shorten
+from posenc.grading.text import quoted, shorten, students_text
 from posenc.grading.threads import threads_per_job
 from posenc.runtime import course_root
 
@@ -173,7 +173,9 @@ def read_notebook(path: Path):
     except RecursionError:
         raise Unreadable("unreadable: nested too deep") from None
     except Exception as err:  # noqa: BLE001 (any parse failure: the reason goes in the report)
-        raise Unreadable(f"unreadable: {type(err).__name__}: {shorten(str(err), 160)}") from None
+        raise Unreadable(
+            f"unreadable: {type(err).__name__} {students_text(str(err), 160)}"
+        ) from None
     if any(not isinstance(c.get("source"), str) for c in nb.cells):
         raise Unreadable("unreadable: a cell's source is not text")
     return nb
@@ -237,8 +239,14 @@ class Workers:
         return run_notebook(
             job,
             start=lambda: self.template(stem).start(self.limits, self.threads),
-            stop=lambda: self.template(stem).reset(),
+            stop=self._reset,
         )
+
+    def _reset(self) -> None:
+        """Clean up after a notebook (a template that does not answer is stopped)."""
+        held = getattr(self._local, "held", None)
+        if held is not None and held[1].alive():
+            held[1].reset()
 
     def close(self) -> None:
         for template in self._all:
