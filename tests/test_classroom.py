@@ -189,3 +189,64 @@ def test_resume_grades_only_what_the_report_lacks(graded, tmp_path):
     by = {g["student"]: g for g in json.loads((out / "grades.json").read_text())}
     assert by["correct"]["error"] == "kept from the first run"  # not graded again
     assert {v["status"] for v in by["blank"]["exercises"]} == {"not attempted"}
+
+
+def test_plain_data_round_trips_and_malformed_data_is_refused():
+    import math
+
+    import torch
+
+    from posenc.grading import wire
+
+    value = {
+        "t": [torch.arange(6, dtype=dt).reshape(2, 3) for dt in (torch.float32, torch.bfloat16)],
+        1: (None, True, 2, float("nan"), "x", torch.int64),
+        "empty": torch.zeros(0, 4),
+    }
+    back = wire.decode(json.loads(json.dumps(wire.encode(value))))
+    assert torch.equal(back["t"][1], value["t"][1]) and back["t"][1].dtype == torch.bfloat16
+    assert back[1][:3] == (None, True, 2) and math.isnan(back[1][3]) and back[1][5] is torch.int64
+    assert back["empty"].shape == (0, 4)
+
+    class Liar(torch.Tensor):
+        pass
+
+    sent = wire.decode(wire.encode(torch.ones(2).as_subclass(Liar)))
+    assert type(sent) is torch.Tensor  # a subclass crosses as its plain data
+    assert type(wire.decode(wire.encode(object()))).__name__ == "object"  # only the type name
+    bad = [
+        {"$tensor": ["object", [1], ""]},
+        {"$tensor": ["float32", [2], "AAAA"]},  # 3 bytes for 8
+        {"$exec": "print(1)"},
+        1 << 70,
+    ]
+    deep = []
+    for _ in range(wire.MAX_DEPTH + 5):
+        deep = [deep]
+    for data in [*bad, deep]:
+        with pytest.raises(wire.WireError):
+            wire.decode(data)
+
+
+def test_the_jail_view_hides_the_reference_and_the_graders(tmp_path):
+    import subprocess
+    import sys
+
+    from posenc.grading.jail import build_view
+
+    view = build_view(tmp_path, ("posenc.sinusoidal.sinusoidal_encoding",))
+    probe = (
+        "import posenc.grading as g, posenc.sinusoidal as s\n"
+        "print(hasattr(g, 'run_cases'), hasattr(s, 'sinusoidal_offset_matrix'))\n"
+        "s.sinusoidal_encoding(4, 8)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(view), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.stdout.split() == ["False", "True"]
+    assert "ReferenceHidden: posenc.sinusoidal.sinusoidal_encoding is hidden" in run.stderr
+    assert not (view / "posenc" / "grading" / "core.py").exists()

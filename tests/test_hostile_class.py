@@ -97,6 +97,7 @@ def test_no_cheat_gets_credit_and_reference_use_is_named(hostile):
     reference = grades["cheat_reference"]["exercises"][0]
     assert reference["status"] == "failed" and "uses reference" in reference["hint"]
     assert "posenc.sinusoidal.sinusoidal_encoding" in reference["hint"]
+    assert "uses reference: sinusoidal_encoding" in grades["cheat_reference"]["flags"]
     assert any("suspicious" in f for f in grades["cheat_patched_grader"]["flags"])
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from posenc.grading import EXERCISES  # noqa: F401 (importing it registers every exercise)
 from posenc.grading.core import FAIL, PASS, REGISTRY
 from posenc.grading.jail import Limits, Template, build_view, bwrap_path
-from posenc.grading.session import Job, Verdict, run_notebook
+from posenc.grading.session import USES_REFERENCE, Job, Verdict, run_notebook
 from posenc.grading.text import quoted, shorten, students_text
 from posenc.grading.threads import threads_per_job
 from posenc.runtime import course_root
@@ -287,7 +287,12 @@ def grade_notebook_file(
     grade.exercises += [
         Verdict(n, "error", "no check cell") for n in names if n not in run.verdicts
     ]
+    grade.flags += [f"uses reference: {v.exercise}" for v in grade.exercises if _uses_reference(v)]
     return grade
+
+
+def _uses_reference(verdict: Verdict) -> bool:
+    return verdict.status == "failed" and verdict.hint.startswith(USES_REFERENCE)
 
 
 @functools.cache

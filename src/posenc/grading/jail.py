@@ -104,7 +104,7 @@ def build_view(dest: Path, off_limits: tuple[str, ...]) -> Path:
     )
     (target / "grading").mkdir()
     (target / "grading" / "__init__.py").write_text(GRADING_STUB)
-    for module in ("wire", "worker"):  # the worker's own code: no graders, no answers
+    for module in ("text", "wire", "worker"):  # the worker's own code: no graders, no answers
         shutil.copy(source / "grading" / f"{module}.py", target / "grading" / f"{module}.py")
     (target / "_hidden.py").write_text(HIDDEN_MODULE)
     for dotted in off_limits:
@@ -155,6 +155,16 @@ def python_roots() -> list[str]:
     return [r for r in kept if not any(r.startswith(o + "/") for o in kept if o != r)]
 
 
+def installed_posenc() -> list[str]:
+    """Copies of posenc installed in the Python environment (site-packages/posenc)."""
+    return sorted(
+        str(p)
+        for root in python_roots()
+        for p in Path(root).glob("lib*/python3*/site-packages/posenc")
+        if p.is_dir()
+    )
+
+
 def bwrap_argv(view: Path, results: Path | None, env: dict[str, str]) -> list[str]:
     """``bwrap`` and its options for one template (the command follows)."""
     binary = bwrap_path()
@@ -176,6 +186,8 @@ def bwrap_argv(view: Path, results: Path | None, env: dict[str, str]) -> list[st
         argv += ["--ro-bind-try", etc, etc]
     for root in python_roots():
         argv += ["--ro-bind", root, root]
+    for installed in installed_posenc():  # a non-editable install holds the graders: mask it
+        argv += ["--tmpfs", installed]
     argv += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", str(view), VIEW]
     if results is not None and results.is_dir():
         argv += ["--ro-bind", str(results.resolve()), RESULTS]

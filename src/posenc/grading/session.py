@@ -23,8 +23,9 @@ from posenc.grading import wire
 from posenc.grading.core import run_cases
 from posenc.grading.text import students_text
 
-GRACE = 5.0  # seconds the worker gets beyond a limit to report it before it is killed
+GRACE = 3.0  # seconds the worker gets beyond a limit to report it before it is killed
 MAX_RESTARTS = 3
+USES_REFERENCE = "uses reference"  # the hint (and flag) when a hidden reference was reached
 _BUILTIN_ERRORS = {
     name
     for name in dir(builtins)
@@ -145,7 +146,7 @@ def grade_exercise(conn: socket.socket, name: str, error: Any, timeout: float) -
         return Verdict(name, "timeout", f"a call ran past the {timeout:g} s limit")
     if proxy.references:
         used = ", ".join(sorted(proxy.references))
-        return Verdict(name, "failed", f"uses reference: {used}", 0, result.n_total)
+        return Verdict(name, "failed", f"{USES_REFERENCE}: {used}", 0, result.n_total)
     if result.passed:
         return Verdict(name, "passed", "", result.n_passed, result.n_total)
     status = "not attempted" if result.hint.startswith("NotImplementedError") else "failed"

@@ -35,6 +35,7 @@ import sys
 from typing import Any
 
 from posenc.grading import wire
+from posenc.grading.text import shorten
 
 PRELOAD = (  # slow to import; what the course notebooks import
     "torch",
@@ -204,7 +205,7 @@ class Notebook:
             return "timeout"
         except BaseException as err:  # noqa: BLE001 (SystemExit too: the notebook goes on)
             parts = wire.exception_parts(err)
-            return f"{parts['type']}: {parts['message'][:200]}"
+            return f"{parts['type']}: {shorten(parts['message'], 200)}"
         return ""
 
     def _check(self, name: str, expression: str) -> None:
@@ -214,7 +215,7 @@ class Notebook:
                 self.fn = eval(expression, self.namespace)  # noqa: S307 (the canonical cell's)
             error = "" if callable(self.fn) else f"{expression} is not a function"
         except BaseException as err:  # noqa: BLE001
-            error = f"{type(err).__name__}: {str(err)[:200]}"
+            error = f"{type(err).__name__}: {shorten(str(err), 200)}"
         wire.send(self.conn, {"event": "check", "name": name, "error": error})
         while True:
             request = wire.receive(self.conn, None)
