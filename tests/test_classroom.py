@@ -10,8 +10,7 @@ import nbformat
 import pytest
 from conftest import NOTEBOOKS, SOLUTIONS
 
-from posenc.grading import classroom
-from posenc.grading.classroom import grade_class, main, select_shard, write_report
+from posenc.grading.classroom import csv_safe, grade_class, main, select_shard, write_report
 
 NB = "00_attention_has_no_order"
 FORGE = (
@@ -110,8 +109,9 @@ def test_every_student_gets_the_right_verdict(graded):
     assert any("altered" in f for f in by["trivial_check"].flags)
     assert _statuses(by["infinite_loop"])["self_attention"] == "timeout"
     assert by["bad_json"].status == "unreadable"
-    assert set(_statuses(by["kills_kernel"]).values()) == {"error"}
-    assert "died" in by["kills_kernel"].error
+    # The cell that ends its process is dropped; the notebook's exercises are still graded.
+    assert set(_statuses(by["kills_kernel"]).values()) == {"passed"}
+    assert any("cell 1 skipped" in f for f in by["kills_kernel"].flags)
     assert set(_statuses(by["enormous_output"]).values()) == {"passed"}
     assert _statuses(by["forger"])["self_attention"] == "not attempted"
     assert any("suspicious" in f for f in by["forger"].flags)
@@ -135,11 +135,12 @@ def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_pat
     assert [(g.student, _statuses(g)) for g in serial] == [
         (s, _statuses(by[s])) for s in ("blank", "correct", "wrong")
     ]
-    assert any(t.process.poll() is None for t in classroom._templates.values())  # warm path used
-    cold = grade_class(subset, jobs=1, show_progress=False, warm_kernels=False)
-    assert [(g.student, _statuses(g), g.flags) for g in cold] == [
-        (g.student, _statuses(g), g.flags) for g in serial
+    unjailed = grade_class(subset, jobs=1, show_progress=False, jailed=False)
+    assert [(g.student, _statuses(g)) for g in unjailed] == [
+        (g.student, _statuses(g)) for g in serial
     ]
+    assert all(any("UNSAFE" in f for f in g.flags) for g in unjailed)
+    assert not any(any("UNSAFE" in f for f in g.flags) for g in serial)
     write_report(serial, tmp_path / "report")
     rows = list(csv.DictReader(open(tmp_path / "report" / "grades.csv", encoding="utf-8")))
     assert {(r["student"], r["exercise"], r["status"]) for r in rows} >= {
@@ -148,6 +149,12 @@ def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_pat
     }
     saved = json.loads((tmp_path / "report" / "grades.json").read_text())
     assert {g["student"] for g in saved} == {"blank", "correct", "wrong"}
+
+
+def test_csv_cells_never_start_a_formula():
+    for text in ("=HYPERLINK(1)", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+        assert csv_safe(text) == "'" + text
+    assert csv_safe("alice") == "alice" and csv_safe(3) == 3
 
 
 def test_shards_partition_the_class():
@@ -163,3 +170,83 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys):
         main([str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--out", str(tmp_path / "r"), "-j", "0"])
+
+
+def test_resume_grades_only_what_the_report_lacks(graded, tmp_path):
+    root, _, _ = graded
+    subset, out = tmp_path / "subset", tmp_path / "report"
+    (subset / "correct").mkdir(parents=True)
+    (subset / "correct" / f"{NB}.ipynb").write_bytes(
+        (root / "correct" / f"{NB}.ipynb").read_bytes()
+    )
+    assert main([str(subset), "--out", str(out)]) == 0
+    saved = json.loads((out / "grades.json").read_text())
+    saved[0]["error"] = "kept from the first run"
+    (out / "grades.json").write_text(json.dumps(saved))
+    (subset / "blank").mkdir()
+    (subset / "blank" / f"{NB}.ipynb").write_bytes((root / "blank" / f"{NB}.ipynb").read_bytes())
+    assert main([str(subset), "--out", str(out), "--resume"]) == 0
+    by = {g["student"]: g for g in json.loads((out / "grades.json").read_text())}
+    assert by["correct"]["error"] == "kept from the first run"  # not graded again
+    assert {v["status"] for v in by["blank"]["exercises"]} == {"not attempted"}
+
+
+def test_plain_data_round_trips_and_malformed_data_is_refused():
+    import math
+
+    import torch
+
+    from posenc.grading import wire
+
+    value = {
+        "t": [torch.arange(6, dtype=dt).reshape(2, 3) for dt in (torch.float32, torch.bfloat16)],
+        1: (None, True, 2, float("nan"), "x", torch.int64),
+        "empty": torch.zeros(0, 4),
+    }
+    back = wire.decode(json.loads(json.dumps(wire.encode(value))))
+    assert torch.equal(back["t"][1], value["t"][1]) and back["t"][1].dtype == torch.bfloat16
+    assert back[1][:3] == (None, True, 2) and math.isnan(back[1][3]) and back[1][5] is torch.int64
+    assert back["empty"].shape == (0, 4)
+
+    class Liar(torch.Tensor):
+        pass
+
+    sent = wire.decode(wire.encode(torch.ones(2).as_subclass(Liar)))
+    assert type(sent) is torch.Tensor  # a subclass crosses as its plain data
+    assert type(wire.decode(wire.encode(object()))).__name__ == "object"  # only the type name
+    bad = [
+        {"$tensor": ["object", [1], ""]},
+        {"$tensor": ["float32", [2], "AAAA"]},  # 3 bytes for 8
+        {"$exec": "print(1)"},
+        1 << 70,
+    ]
+    deep = []
+    for _ in range(wire.MAX_DEPTH + 5):
+        deep = [deep]
+    for data in [*bad, deep]:
+        with pytest.raises(wire.WireError):
+            wire.decode(data)
+
+
+def test_the_jail_view_hides_the_reference_and_the_graders(tmp_path):
+    import subprocess
+    import sys
+
+    from posenc.grading.jail import build_view
+
+    view = build_view(tmp_path, ("posenc.sinusoidal.sinusoidal_encoding",))
+    probe = (
+        "import posenc.grading as g, posenc.sinusoidal as s\n"
+        "print(hasattr(g, 'run_cases'), hasattr(s, 'sinusoidal_offset_matrix'))\n"
+        "s.sinusoidal_encoding(4, 8)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(view), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.stdout.split() == ["False", "True"]
+    assert "ReferenceHidden: posenc.sinusoidal.sinusoidal_encoding is hidden" in run.stderr
+    assert not (view / "posenc" / "grading" / "core.py").exists()

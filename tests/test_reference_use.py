@@ -186,3 +186,28 @@ def test_switching_off_the_watch_is_caught():
     result = run_cases("t5_relative_bucket", sneaky)
     assert not result.passed and result.uses_reference == "sys.setprofile"
     assert "turns off the grader's watch" in result.hint
+
+
+def test_the_watch_of_one_thread_never_flags_another():
+    """Class grading runs several notebooks' cases at once, one per thread: each thread's
+    watch is its own (a shared one flagged honest answers as turning the watch off)."""
+    import threading
+
+    import correct_variants_a as a
+
+    from posenc.grading import run_cases
+
+    results, barrier = [], threading.Barrier(3)
+
+    def grade_repeatedly():
+        barrier.wait()
+        for _ in range(3):
+            results.append(run_cases("sinusoidal_encoding", a.sinusoidal_d2l))
+
+    threads = [threading.Thread(target=grade_repeatedly) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 9
+    assert all(r.passed for r in results), {r.hint for r in results if not r.passed}

@@ -15,9 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not argv or argv[0] not in commands:
         print(
-            "usage: posenc {grade,grade-self} ...\n"
-            "  grade SUBMISSIONS --out REPORT   grade a folder of student folders\n"
-            "  grade-self notebooks/            grade your own notebooks",
+            "usage: posenc {grade,grade-self,doctor} ...\n"
+            "  grade SUBMISSIONS --out REPORT   grade a folder of student folders (jailed)\n"
+            "  grade-self notebooks/            grade your own notebooks\n"
+            "  doctor                           check that this machine is ready",
             file=sys.stderr,
         )
         return 2

@@ -110,6 +110,19 @@ def check_notebooks_in_sync(root: Path | None = None) -> Finding:
     )
 
 
+def check_bwrap() -> Finding:
+    """bubblewrap, the jail `posenc grade` runs each submission in."""
+    from posenc.grading.jail import bwrap_works
+
+    works, why = bwrap_works()
+    return Finding(
+        works,
+        "bwrap (class grading jail)",
+        "starts a jailed Python" if works else why,
+        "apt-get install bubblewrap (only teachers grading a class need it)",
+    )
+
+
 def run_checks(checks: list[Callable[[], Finding]] | None = None) -> list[Finding]:
     checks = checks or [
         check_python,
@@ -118,6 +131,7 @@ def run_checks(checks: list[Callable[[], Finding]] | None = None) -> list[Findin
         check_kernel,
         check_results_writable,
         check_notebooks_in_sync,
+        check_bwrap,
     ]
     findings = []
     for check in checks:

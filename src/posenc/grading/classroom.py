@@ -3,14 +3,17 @@
 SUBMISSIONS holds one folder per student with any of the course notebooks (matched by their
 ``NN_`` number). For each notebook the grader works on a copy (the student's file is never
 written), restores the canonical check cells from ``solutions/`` (matched by their cell id,
-``check-<exercise>``), flags cells that touch the grading machinery, executes the copy in a
-fresh kernel with per-cell and per-notebook time limits, and reads each exercise's result
-from the log that ``check()`` itself writes, never from the notebook's printed output.
+``check-<exercise>``) and flags cells that touch the grading machinery. The notebook then runs
+in a worker of its own inside a jail (:mod:`posenc.grading.jail`), and each exercise is graded
+*in the grader's process*: the graders' cases call the student's function through a proxy, and
+only plain data crosses (:mod:`posenc.grading.session`, :mod:`posenc.grading.wire`).
 
-Verdicts per exercise: passed, failed (with the hint), not attempted (still
-NotImplementedError), error (the student's code failed before the check could run), timeout.
-Per notebook: unreadable, check cell altered or removed (graded with the canonical cell
-restored), suspicious (flagged for a human to review).
+Verdicts per exercise: passed, failed (with the hint; ``uses reference`` when the function
+reached a reference answer the jail hides), not attempted (still NotImplementedError), error
+(the student's code failed before the check could run), timeout. Per notebook: unreadable or
+refused (with the reason), check cell altered or removed (graded with the canonical cell
+restored), suspicious (flagged for a human to review). Text that comes from a submission
+(folder names, exception messages) is quoted and labelled as the student's.
 
 The learner's ``make grade`` is the one-student case of the same code path.
 """
@@ -18,26 +21,29 @@ The learner's ``make grade`` is the one-student case of the same code path.
 from __future__ import annotations
 
 import argparse
-import atexit
+import ast
 import csv
+import functools
+import io
 import json
 import os
 import re
-import signal
-import subprocess
+import shutil
+import stat
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from posenc.grading.core import FAIL, GRADE_LOG_ENV, PASS, REGISTRY
-from posenc.grading.warm_kernels import (
-    WARM_KERNELS_ENV,
-    ForkedProcess,
-    WarmKernelTemplate,
-    request_fork,
-)
+from posenc.grading import EXERCISES  # noqa: F401 (importing it registers every exercise)
+from posenc.grading.core import FAIL, PASS, REGISTRY
+from posenc.grading.jail import Limits, Template, build_view, bwrap_path
+from posenc.grading.session import USES_REFERENCE, Job, Verdict, run_notebook
+from posenc.grading.text import quoted, shorten, students_text
+from posenc.grading.threads import threads_per_job
 from posenc.runtime import course_root
 
 SUSPICIOUS = re.compile(
@@ -45,6 +51,8 @@ SUSPICIOUS = re.compile(
     r"|^\s*def\s+check\s*\(|^\s*check\s*=|import\s+check\b|as\s+check\b",
     re.M,
 )
+MAX_NOTEBOOK_BYTES = 32 << 20
+UNSAFE_FLAG = "UNSAFE: graded without a jail (--unsafe-no-jail)"
 STATUS_MARK = {"passed": PASS, "failed": FAIL, "not attempted": "·", "error": "!", "timeout": "⌛"}
 
 
@@ -54,22 +62,14 @@ def default_solutions() -> Path:
 
 
 @dataclass
-class Verdict:
-    exercise: str
-    status: str  # passed | failed | not attempted | error | timeout
-    hint: str = ""
-    n_passed: int = 0
-    n_total: int = 0
-
-
-@dataclass
 class NotebookGrade:
     student: str
     notebook: str
-    status: str = "graded"  # graded | unreadable | not a course notebook
+    status: str = "graded"  # graded | unreadable | not a course notebook | error
     flags: list[str] = field(default_factory=list)
     exercises: list[Verdict] = field(default_factory=list)
     error: str = ""
+    file: str = ""  # the submitted file's name, in the student's folder
 
     @property
     def n_passed(self) -> int:
@@ -141,169 +141,169 @@ def prepare(student_nb, solution_nb) -> tuple[object, list[str]]:
     return nb, flags
 
 
-def _kernel_died(pid_file: Path) -> bool:
-    """True when the kernel was started and its process is gone (or a zombie)."""
+class Unreadable(Exception):
+    """A submission that cannot be graded as a notebook (the reason is the message)."""
+
+
+def refusal(folder: Path, path: Path) -> str:
+    """Why ``path`` (in the student's ``folder``) must not be read, or ''. The target of a
+    link is never opened, so nothing of it can reach the report."""
     try:
-        pid = int(pid_file.read_text())
-    except (OSError, ValueError):
-        return False  # never started
-    return ForkedProcess(pid).poll() is not None
+        inside = path.relative_to(folder)
+    except ValueError:
+        return "refused: outside the student's folder"
+    parts = [folder, *(folder / Path(*inside.parts[: i + 1]) for i in range(len(inside.parts)))]
+    if any(p.is_symlink() for p in parts):
+        return "refused: a symbolic link (only regular files in the student's folder are read)"
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode):
+        return "refused: not a regular file"
+    if info.st_size > MAX_NOTEBOOK_BYTES:
+        return f"refused: larger than {MAX_NOTEBOOK_BYTES >> 20} MiB"
+    return ""
 
 
-def _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels):
-    """Start the process that executes the notebook (posenc.grading.notebook_exec): forked from the
-    warm template when there is one, else a fresh Python. Either way it leads its own process
-    group and writes to ``stderr_file``."""
-    argv = [str(nb_path), str(summary), str(timeout_cell)]
-    if warm_kernels:
-        try:
-            fds = (os.open(os.devnull, os.O_WRONLY), stderr_file.fileno())
-            try:
-                return request_fork(
-                    warm_kernels, "notebook", argv, env=env, cwd=str(nb_path.parent), output_fds=fds
-                )
-            finally:
-                os.close(fds[0])
-        except OSError:
-            pass  # the template is gone: start cold
-    return subprocess.Popen(
-        [sys.executable, "-m", "posenc.grading.notebook_exec", *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_file,
-        start_new_session=True,
-    )
+def read_notebook(path: Path):
+    """The submitted notebook, validated; raises Unreadable with the reason."""
+    import nbformat
 
-
-def _kill_tree(process, pid_file: Path) -> None:
-    """Kill the kernel (by the pid the runner wrote) and the runner's process group."""
-    for pid in [int(pid_file.read_text())] if pid_file.exists() else []:
-        for kill in (
-            lambda p: os.killpg(os.getpgid(p), signal.SIGKILL),
-            lambda p: os.kill(p, signal.SIGKILL),
-        ):
-            try:
-                kill(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if process.poll() is None:  # killed before it had its own group
-        process.kill()
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nbformat.validate(nb)
+    except RecursionError:
+        raise Unreadable("unreadable: nested too deep") from None
+    except Exception as err:  # noqa: BLE001 (any parse failure: the reason goes in the report)
+        raise Unreadable(
+            f"unreadable: {type(err).__name__} {students_text(str(err), 160)}"
+        ) from None
+    if any(not isinstance(c.get("source"), str) for c in nb.cells):
+        raise Unreadable("unreadable: a cell's source is not text")
+    return nb
+
+
+def make_job(nb, timeout_cell: float, timeout_notebook: float) -> Job:
+    """The code cells of a prepared notebook, and which of them are check cells."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    checks: dict[int, tuple[str, str]] = {}
+    for index, cell in enumerate(code):
+        call = _check_call(cell) if str(cell.get("id", "")).startswith("check-") else None
+        if call and call[0] not in {n for n, _ in checks.values()}:
+            checks[index] = call
+    return Job([c.source for c in code], checks, timeout_cell, timeout_notebook)
+
+
+def _check_call(cell) -> tuple[str, str] | None:
+    """(exercise, expression for the function) from a canonical ``check("name", fn)`` cell."""
+    for node in ast.walk(ast.parse(cell.source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "check":
+            name = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
+            if isinstance(name, str) and len(node.args) > 1:
+                return name, ast.unparse(node.args[1])
+    return None
+
+
+class Workers:
+    """Worker templates for the grading threads: one per thread, for one notebook's view at a
+    time (a template is replaced when its thread moves on to another notebook)."""
+
+    def __init__(self, solutions: Path, threads: int | None, jailed: bool, limits: Limits):
+        self.results = solutions.parent / "results"
+        self.threads, self.jailed, self.limits = threads, jailed, limits
+        self._views_dir = Path(tempfile.mkdtemp(prefix="posenc-views-"))
+        self._views: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._all: list[Template] = []
+
+    def view(self, stem: str) -> Path:
+        with self._lock:
+            if stem not in self._views:
+                hidden = tuple(n for name in exercises_of(stem) for n in REGISTRY[name].off_limits)
+                self._views[stem] = build_view(self._views_dir / stem, hidden)
+            return self._views[stem]
+
+    def template(self, stem: str) -> Template:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == stem and held[1].alive():
+            return held[1]
+        if held is not None:
+            held[1].stop()
+        template = Template(self.view(stem), self.results, self.threads, self.jailed)
+        self._local.held = (stem, template)
+        with self._lock:
+            self._all.append(template)
+        return template
+
+    def run(self, stem: str, job: Job):
+        """Run one notebook's job through this thread's template."""
+        return run_notebook(
+            job,
+            start=lambda: self.template(stem).start(self.limits, self.threads),
+            stop=self._reset,
+        )
+
+    def _reset(self) -> None:
+        """Clean up after a notebook (a template that does not answer is stopped)."""
+        held = getattr(self._local, "held", None)
+        if held is not None and held[1].alive():
+            held[1].reset()
+
+    def close(self) -> None:
+        for template in self._all:
+            template.stop()
+        shutil.rmtree(self._views_dir, ignore_errors=True)
 
 
 def grade_notebook_file(
     student: str,
     path: Path,
     solutions: Path,
+    workers: Workers,
     *,
-    timeout_cell: int = 60,
-    timeout_notebook: int = 300,
-    threads: int | None = None,
-    warm_kernels: str | None = None,
+    folder: Path | None = None,
+    timeout_cell: float = 60,
+    timeout_notebook: float = 300,
 ) -> NotebookGrade:
-    """Grade one submitted notebook; never raises for a broken submission.
-
-    ``warm_kernels`` is the socket of a
-    :class:`~posenc.grading.warm_kernels.WarmKernelTemplate`; the notebook's kernel is then
-    forked from it (fresh, used once) instead of started cold."""
-    import nbformat
-
+    """Grade one submitted notebook (a file in the student's ``folder``, by default its own
+    folder); never raises for a broken or hostile submission."""
     stem = course_stem(path, solutions)
-    grade = NotebookGrade(student, stem or path.stem)
+    grade = NotebookGrade(student, stem or path.stem, file=path.name)
     if stem is None:
-        grade.status, grade.error = "not a course notebook", f"{path.name} matches no notebook"
+        grade.status, grade.error = "not a course notebook", "the file's name matches no notebook"
         return grade
     names = exercises_of(stem)
     try:
-        student_nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        nbformat.validate(student_nb)
-    except Exception as err:
-        grade.status = "unreadable"
-        grade.error = (
-            f"{type(err).__name__}: {str(err).strip().splitlines()[0][:160]}"
-            if str(err).strip()
-            else type(err).__name__
-        )
-        grade.exercises = [Verdict(n, "error", "notebook could not be read") for n in names]
+        problem = refusal(folder or path.parent, path)
+        if problem:
+            raise Unreadable(problem)
+        nb, grade.flags = prepare(read_notebook(path), _solution(solutions, stem))
+    except Unreadable as why:
+        grade.status, grade.error = "unreadable", str(why)
+        grade.exercises = [Verdict(n, "error", "the notebook was not graded") for n in names]
         return grade
-    solution_nb = nbformat.read(solutions / f"{stem}.ipynb", as_version=4)
-    nb, grade.flags = prepare(student_nb, solution_nb)
-    with tempfile.TemporaryDirectory(prefix="posenc-class-") as tmp:
-        work = Path(tmp)
-        for other in solutions.parent.glob("results"):  # notebooks read ../results
-            (work / "results").symlink_to(other.resolve())
-        (work / "nb").mkdir()
-        nb_path, summary, log = work / "nb" / f"{stem}.ipynb", work / "summary.json", work / "log"
-        nbformat.write(nb, nb_path)
-        log.touch()
-        env = dict(os.environ, **{GRADE_LOG_ENV: str(log)})
-        env.pop(WARM_KERNELS_ENV, None)
-        if warm_kernels:
-            env[WARM_KERNELS_ENV] = warm_kernels
-        if threads is not None:  # several notebooks at once: share the cores, do not fight
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-        with open(work / "stderr", "w") as stderr_file:
-            runner = _start_runner(nb_path, summary, timeout_cell, env, stderr_file, warm_kernels)
-        timed_out = kernel_died = False
-        try:
-            runner.wait(timeout=timeout_notebook)
-        except subprocess.TimeoutExpired:
-            timed_out = not _kernel_died(summary.with_suffix(".pid"))
-            kernel_died = not timed_out
-            _kill_tree(runner, summary.with_suffix(".pid"))
-            runner.wait()
-        results = {}
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                results[entry["name"]] = entry
-            except (ValueError, KeyError, TypeError):
-                grade.flags.append("suspicious: the grade log holds a line check() did not write")
-        ran = summary.exists()
-        info = json.loads(summary.read_text()) if ran else {"cells": [], "died": ""}
-        errors = [
-            x
-            for x in (work / "stderr").read_text(errors="replace").splitlines()
-            if x.strip() and "WARNING" not in x
-        ]
-        last_error = errors[-1][:200] if errors else ""
-    if kernel_died:
-        grade.error = "the kernel died (the notebook exited or crashed it)"
-    elif timed_out:
-        grade.error = f"the notebook ran past {timeout_notebook} s and was stopped"
-    elif info["died"]:
-        grade.error = info["died"]
-    elif not ran:
-        grade.error = f"the grader's runner failed: {last_error or 'no summary written'}"
-    cells = {c["id"]: c for c in info["cells"]}
-    for name in names:
-        entry = results.get(name)
-        if entry is not None and entry.get("name") == name:
-            hint = str(entry.get("hint", ""))
-            status = (
-                "passed"
-                if entry.get("passed")
-                else "not attempted"
-                if "NotImplementedError" in hint
-                else "failed"
-            )
-            grade.exercises.append(
-                Verdict(
-                    name, status, hint, int(entry.get("n_passed", 0)), int(entry.get("n_total", 0))
-                )
-            )
-            continue
-        cell = cells.get(f"check-{name}", {})
-        if "KeyboardInterrupt" in cell.get("error", "") or (timed_out and not cell.get("ran")):
-            grade.exercises.append(Verdict(name, "timeout", "stopped at the time limit"))
-        elif cell.get("error"):
-            grade.exercises.append(Verdict(name, "error", cell["error"]))
-        else:
-            grade.exercises.append(Verdict(name, "error", grade.error or "check cell did not run"))
+    run = workers.run(stem, make_job(nb, timeout_cell, timeout_notebook))
+    grade.flags += run.flags
+    grade.exercises = [run.verdicts[n] for n in names if n in run.verdicts]
+    grade.exercises += [
+        Verdict(n, "error", "no check cell") for n in names if n not in run.verdicts
+    ]
+    grade.flags += [f"uses reference: {v.exercise}" for v in grade.exercises if _uses_reference(v)]
     return grade
+
+
+def _uses_reference(verdict: Verdict) -> bool:
+    return verdict.status == "failed" and verdict.hint.startswith(USES_REFERENCE)
+
+
+@functools.cache
+def _solution_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _solution(solutions: Path, stem: str):
+    import nbformat
+
+    return nbformat.reads(_solution_text(solutions / f"{stem}.ipynb"), as_version=4)
 
 
 def find_submissions(root: Path, solutions: Path) -> list[tuple[str, Path]]:
@@ -330,31 +330,23 @@ def select_shard(students: list[str], shard: str | None) -> set[str]:
     return {s for k, s in enumerate(ordered) if k % n == i - 1}
 
 
-_templates: dict[int | None, WarmKernelTemplate] = {}  # per thread count, started on first use
-
-
-def warm_template(threads: int | None = None) -> str | None:
-    """The socket of this process's warm-kernel template (started once); None if it fails."""
-    template = _templates.get(threads)
-    if template is None or template.process.poll() is not None:
-        template = _templates[threads] = WarmKernelTemplate(threads)
-        atexit.register(template.stop)
-    if not template.ready():
-        return None  # the kernels start cold instead: slower, same grades
-    return template.socket_path
-
-
-def _grade_task(args) -> NotebookGrade:
-    student, path, solutions, timeout_cell, timeout_notebook, threads, warm = args
-    return grade_notebook_file(
-        student,
-        Path(path),
-        Path(solutions),
-        timeout_cell=timeout_cell,
-        timeout_notebook=timeout_notebook,
-        threads=threads,
-        warm_kernels=warm_template(threads) if warm else None,
-    )
+def grade_one(task: tuple, workers: Workers) -> NotebookGrade:
+    """Grade one task; whatever goes wrong becomes that notebook's error row."""
+    student, folder, path, solutions, timeout_cell, timeout_notebook = task
+    try:
+        return grade_notebook_file(
+            student,
+            path,
+            solutions,
+            workers,
+            folder=folder,
+            timeout_cell=timeout_cell,
+            timeout_notebook=timeout_notebook,
+        )
+    except Exception as err:  # noqa: BLE001 (no submission stops the run)
+        grade = NotebookGrade(student, path.stem, status="error", file=path.name)
+        grade.error = f"the grader could not grade it: {type(err).__name__}: {shorten(str(err))}"
+        return grade
 
 
 def grade_class(
@@ -362,81 +354,127 @@ def grade_class(
     *,
     solutions: Path | None = None,
     jobs: int = 1,
-    timeout_cell: int = 60,
-    timeout_notebook: int = 300,
+    timeout_cell: float = 60,
+    timeout_notebook: float = 300,
     shard: str | None = None,
     show_progress: bool = True,
-    warm_kernels: bool = True,
+    jailed: bool = True,
+    limits: Limits | None = None,
+    skip: set[tuple[str, str]] = frozenset(),
+    on_grade: Callable[[NotebookGrade], None] | None = None,
 ) -> list[NotebookGrade]:
-    """Grade every submitted notebook (of shard ``i/n`` when given), ``jobs`` at a time.
-
-    With ``warm_kernels`` each grading process keeps a template with the course's libraries
-    imported and forks every notebook's kernel from it (see :mod:`posenc.grading.warm_kernels`)."""
+    """Grade every submitted notebook (of shard ``i/n`` when given; not those in ``skip``, as
+    (student, file name)), ``jobs`` at a time, each in a worker of its own (jailed unless
+    ``jailed=False``). ``on_grade`` sees each grade as it comes."""
     from tqdm.auto import tqdm
 
     solutions = solutions or default_solutions()
+    if jailed and bwrap_path() is None:
+        raise ValueError(
+            "bwrap (bubblewrap) is not installed; install it, or pass --unsafe-no-jail"
+        )
     pairs = find_submissions(submissions, solutions)
     chosen = select_shard([s for s, _ in pairs], shard)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     tasks = [
-        (s, str(p), str(solutions), timeout_cell, timeout_notebook, threads, warm_kernels)
-        for s, p in pairs
-        if s in chosen
+        (s, submissions / s, p, solutions, timeout_cell, timeout_notebook)
+        for s, p in sorted(pairs, key=lambda sp: (course_stem(sp[1], solutions) or "", sp))
+        if s in chosen and (s, p.name) not in skip
     ]
+    threads = threads_per_job(jobs)
+    _set_grader_threads(threads)
+    workers = Workers(solutions, threads, jailed, limits or Limits(cpu_seconds=timeout_notebook))
     bar = tqdm(total=len(tasks), desc="grading", unit="nb", disable=not show_progress)
-    if jobs <= 1:
-        grades = []
-        for task in tasks:
-            grades.append(_grade_task(task))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            grades = []
-            for grade in pool.map(_grade_task, tasks):
+    grades: list[NotebookGrade] = []
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for grade in pool.map(lambda task: grade_one(task, workers), tasks):
+                grade.flags += [] if jailed else [UNSAFE_FLAG]
                 grades.append(grade)
+                if on_grade is not None:
+                    on_grade(grade)
                 bar.update(1)
-    bar.close()
-    return grades
+    finally:
+        workers.close()
+        bar.close()
+    return sorted(grades, key=lambda g: (g.student, g.notebook, g.file))
+
+
+def _set_grader_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+CSV_FIELDS = ["student", "notebook", "exercise", "status", "checks_passed", "checks_total", "flags"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: object) -> object:
+    """A cell a spreadsheet will not run: text that starts like a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def write_report(grades: list[NotebookGrade], out: Path) -> None:
-    """grades.csv (one row per student and exercise) and grades.json (everything)."""
+    """grades.csv (one row per student and exercise) and grades.json (everything); each is
+    replaced whole, so a report on disk is always complete."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["student", "notebook", "exercise", "status", "checks_passed", "checks_total", "flags"]
-        )
-        for g in grades:
-            flags = "; ".join(g.flags + ([g.error] if g.error else []))
-            if not g.exercises:
-                writer.writerow([g.student, g.notebook, "", g.status, 0, 0, flags])
-            for v in g.exercises:
-                writer.writerow(
-                    [g.student, g.notebook, v.exercise, v.status, v.n_passed, v.n_total, flags]
-                )
-    (out / "grades.json").write_text(
-        json.dumps([asdict(g) for g in grades], indent=1, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(CSV_FIELDS)
+    for g in grades:
+        flags = "; ".join(g.flags + ([g.error] if g.error else []))
+        for v in g.exercises or [Verdict("", g.status)]:
+            row = [g.student, g.notebook, v.exercise, v.status, v.n_passed, v.n_total, flags]
+            writer.writerow([csv_safe(cell) for cell in row])
+    _atomic_write(out / "grades.csv", rows.getvalue())
+    saved = [dict(asdict(g), student_supplied=["student", "file"]) for g in grades]
+    _atomic_write(out / "grades.json", json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
+
+
+def load_report(out: Path) -> list[NotebookGrade]:
+    """The grades already in ``out/grades.json`` (for --resume); [] when there are none."""
+    try:
+        saved = json.loads((out / "grades.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    grades = []
+    for g in saved:
+        g.pop("student_supplied", None)
+        g["exercises"] = [Verdict(**v) for v in g.get("exercises", [])]
+        grades.append(NotebookGrade(**g))
+    return grades
 
 
 def summary_table(grades: list[NotebookGrade]) -> str:
-    lines = [f"{'student':18} {'notebook':28} {'passed':>7}  verdicts and flags"]
+    """The printed table; a student's folder name is quoted (it is the student's text)."""
+    lines = [f"{'student (folder)':20} {'notebook':26} {'passed':>7}  verdicts and flags"]
     for g in grades:
         marks = " ".join(STATUS_MARK.get(v.status, "?") for v in g.exercises)
         notes = "; ".join(
             g.flags + ([g.error] if g.error else []) + ([g.status] if g.status != "graded" else [])
         )
         lines.append(
-            f"{g.student[:18]:18} {g.notebook[:28]:28} "
+            f"{quoted(g.student, 18):20} {g.notebook[:26]:26} "
             f"{g.n_passed:>3}/{len(g.exercises):<3}  {marks}  {notes}".rstrip()
         )
     lines.append("legend: ✔ passed  ✘ failed  · not attempted  ! error  ⌛ timeout")
+    lines.append("[student's text: '…'] is quoted from a submission, not written by the grader")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posenc grade",
         description=__doc__,
@@ -447,29 +485,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="notebooks graded at once")
     parser.add_argument("--timeout-cell", type=int, default=60, help="seconds per cell")
     parser.add_argument("--timeout-notebook", type=int, default=300, help="seconds per notebook")
+    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="per notebook")
     parser.add_argument("--shard", help="grade share i of n (e.g. 2/4) of the students")
     parser.add_argument("--solutions", type=Path, help="solution notebooks (default: the course)")
     parser.add_argument(
-        "--cold-kernels",
-        action="store_true",
-        help="start every kernel from scratch instead of forking a warm template (slower)",
+        "--resume", action="store_true", help="keep the grades already in --out; grade the rest"
     )
+    parser.add_argument(
+        "--unsafe-no-jail",
+        action="store_true",
+        help="run submissions without bubblewrap (every row of the report says so)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("jobs", "timeout_cell", "timeout_notebook"):
+    for name in ("jobs", "timeout_cell", "timeout_notebook", "memory_mb"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    previous = load_report(args.out) if args.resume else []
+    grades = list(previous)
+    limits = Limits(memory_mb=args.memory_mb, cpu_seconds=args.timeout_notebook)
+
+    def save(grade: NotebookGrade) -> None:  # after every notebook: a crash loses nothing
+        grades.append(grade)
+        write_report(grades, args.out)
+
     try:
-        grades = grade_class(
+        grade_class(
             args.submissions,
             solutions=args.solutions,
             jobs=args.jobs,
             timeout_cell=args.timeout_cell,
             timeout_notebook=args.timeout_notebook,
             shard=args.shard,
-            warm_kernels=not args.cold_kernels,
+            jailed=not args.unsafe_no_jail,
+            limits=limits,
+            skip={(g.student, g.file) for g in previous},
+            on_grade=save,
         )
     except ValueError as err:
         parser.error(str(err))
+    grades.sort(key=lambda g: (g.student, g.notebook, g.file))
     write_report(grades, args.out)
     print(summary_table(grades))
     print(f"wrote {args.out / 'grades.csv'} and {args.out / 'grades.json'}")

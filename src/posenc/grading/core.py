@@ -59,6 +59,7 @@ import json
 import math
 import os
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -162,7 +163,9 @@ def exercise(name: str, notebook: str, off_limits: tuple[str, ...] = ()):
 # ----------------------------------------------------------------------------------------
 
 GRADING_DIR = Path(__file__).resolve().parent
-_active: ReferenceWatch | None = None  # the watch of the learner's call now running, if any
+# The watch of the learner's call now running in this thread, if any. Per thread, as
+# sys.setprofile is: class grading runs several notebooks' cases at once, one per thread.
+_local = threading.local()
 
 
 def _nested_codes(code: types.CodeType):
@@ -283,12 +286,11 @@ class ReferenceWatch:
         """``fn`` wrapped so that each call runs under the watch."""
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            global _active
             for a in (*args, *kwargs.values()):  # helpers the grader hands in are allowed
                 if callable(a) and not isinstance(a, torch.Tensor):
                     self.allowed.update(_codes_of(a))
-            previous, outer = sys.getprofile(), _active
-            _active = self
+            previous, outer = sys.getprofile(), getattr(_local, "active", None)
+            _local.active = self
             sys.setprofile(self._profile)
             self.armed = True
             try:
@@ -296,13 +298,13 @@ class ReferenceWatch:
             finally:
                 self.armed = False
                 sys.setprofile(previous)
-                _active = outer
+                _local.active = outer
 
         return guarded
 
 
 def _audit(event: str, args: tuple) -> None:
-    watch = _active
+    watch = getattr(_local, "active", None)
     if watch is None or watch.hit:
         return
     if event == "sys.setprofile" and watch.armed:  # the learner's code swaps out the hook

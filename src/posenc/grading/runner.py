@@ -1,8 +1,9 @@
 """Self-grading for a learner: ``make grade`` or ``python -m posenc.grading notebooks/``.
 
 The one-student case of :mod:`posenc.grading.classroom`: each notebook is graded by the same
-code path as a class submission (a copy, canonical check cells restored, a fresh kernel, the
-results read from ``check()``'s own log), and printed as a table.
+code path as a class submission (a copy, canonical check cells restored, a worker process of
+its own that answers the graders' calls; jailed when bubblewrap is installed), and printed as
+a table.
 """
 
 from __future__ import annotations
@@ -13,25 +14,44 @@ from pathlib import Path
 
 from posenc.grading.classroom import (
     NotebookGrade,
+    Workers,
     default_solutions,
     grade_notebook_file,
-    warm_template,
 )
 from posenc.grading.core import FAIL, PASS
+from posenc.grading.jail import Limits, bwrap_path
+
+
+def grade_notebooks(
+    paths: list[Path], *, timeout_cell: int = 120, timeout_notebook: int = 900, progress=iter
+) -> list[NotebookGrade]:
+    """Execute your notebooks, each in a worker of its own, and return what each check said."""
+    solutions = default_solutions()
+    jailed = bwrap_path() is not None  # your own code: a jail when there is one, else none
+    workers = Workers(solutions, None, jailed, Limits(cpu_seconds=timeout_notebook))
+    try:
+        return [
+            grade_notebook_file(
+                "you",
+                Path(p),
+                solutions,
+                workers,
+                timeout_cell=timeout_cell,
+                timeout_notebook=timeout_notebook,
+            )
+            for p in progress(paths)
+        ]
+    finally:
+        workers.close()
 
 
 def grade_notebook(
     path: str | Path, *, timeout_cell: int = 120, timeout_notebook: int = 900
 ) -> NotebookGrade:
     """Execute one of your notebooks and return what each of its checks said."""
-    return grade_notebook_file(
-        "you",
-        Path(path),
-        default_solutions(),
-        timeout_cell=timeout_cell,
-        timeout_notebook=timeout_notebook,
-        warm_kernels=warm_template(),  # started once, reused for every notebook graded here
-    )
+    return grade_notebooks(
+        [Path(path)], timeout_cell=timeout_cell, timeout_notebook=timeout_notebook
+    )[0]
 
 
 def course_notebooks(targets: list[str]) -> list[Path]:
@@ -90,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = course_notebooks(args.targets)
     if not paths:
         parser.error(f"no course notebooks (NN_topic.ipynb) found in {' '.join(args.targets)}")
-    grades = [
-        grade_notebook(p, timeout_cell=args.timeout_cell)
-        for p in tqdm(paths, desc="grading", unit="nb")
-    ]
+    grades = grade_notebooks(
+        paths,
+        timeout_cell=args.timeout_cell,
+        progress=lambda ps: tqdm(ps, desc="grading", unit="nb"),
+    )
     print(format_table(grades))
     all_passed = all(g.n_passed == len(g.exercises) and not g.error for g in grades)
     return 0 if all_passed or args.exit_zero else 1

@@ -1,10 +1,9 @@
-"""Warm processes for class grading: fork each notebook's runner and kernel from a template.
+"""Warm Jupyter kernels: fork each kernel from a template that has imported the slow libraries.
 
-Grading a notebook the plain way starts two Pythons: a runner (nbclient; importing nbformat's
-schema checks alone takes about a second) and a Jupyter kernel, whose first cell imports torch,
-NumPy and matplotlib (a few seconds more). A class pays that for every notebook. Here one
-*template* process per grading worker imports all of it once and then waits; each notebook's
-runner and kernel are ``fork()``-ed from it, so they start with those modules already loaded.
+A Jupyter kernel whose first cell imports torch, NumPy and matplotlib spends a few seconds on
+it. Here one *template* process imports all of it once and then waits; each kernel is
+``fork()``-ed from it, so it starts with those modules already loaded. (Class grading runs
+notebooks in its own jailed workers, which use the same trick: :mod:`posenc.grading.worker`.)
 
 Why one student's state cannot reach another's: the template never runs student code (it only
 imports libraries and forks), and a forked child is a copy, so whatever a kernel does dies with
@@ -17,7 +16,7 @@ Pieces:
 - ``python -m posenc.grading.warm_kernels SOCKET``: the template; it serves fork requests on a Unix
   socket until the process that started it goes away.
 - :class:`WarmKernelTemplate`: starts and stops a template from the grading worker.
-- :func:`request_fork`: ask the template for a "notebook" runner or a "kernel".
+- :func:`request_fork`: ask the template for a "kernel".
 - :class:`ForkedProvisioner`: a ``jupyter_client`` kernel provisioner that asks the template
   for the kernel (its socket comes in ``$POSENC_WARM_KERNELS``) and starts an ordinary kernel
   when no template is running.
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
+
+from posenc.grading.threads import thread_env
 
 WARM_KERNELS_ENV = "POSENC_WARM_KERNELS"  # the template's socket, for the provisioner
 PROVISIONER_NAME = "posenc-forked"
@@ -105,15 +106,7 @@ def _run_kernel(argv: list[str]) -> None:
     IPKernelApp.launch_instance(argv=argv, parent_handle=os.getppid())
 
 
-def _run_notebook(argv: list[str]) -> None:
-    """Execute one notebook for the grader (see :mod:`posenc.grading.notebook_exec`)."""
-    from posenc.grading.notebook_exec import execute_and_summarise
-
-    nb_path, summary_path, timeout_cell = argv
-    execute_and_summarise(nb_path, summary_path, int(timeout_cell))
-
-
-_RUN = {"kernel": _run_kernel, "notebook": _run_notebook}
+_RUN = {"kernel": _run_kernel}
 
 
 def _exit_when_gone(pid: int) -> None:
@@ -200,8 +193,7 @@ class WarmKernelTemplate:
         self.socket_path = os.path.join(self._dir, "socket")
         env = dict(os.environ)
         env.pop(WARM_KERNELS_ENV, None)
-        if threads is not None:  # before torch is imported: OpenMP reads it once, at load
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        env.update(thread_env(threads))  # before torch is imported: OpenMP reads it once
         self.process = subprocess.Popen(
             [sys.executable, "-m", "posenc.grading.warm_kernels", self.socket_path],
             env=env,
@@ -290,7 +282,7 @@ def request_fork(
     cwd: str,
     output_fds: tuple[int, int] | None = None,
 ) -> ForkedProcess:
-    """Ask the template for a ``kind`` ("kernel" or "notebook") process; return a handle on it.
+    """Ask the template for a ``kind`` ("kernel") process; return a handle on it.
 
     Its stdout and stderr are ``output_fds`` (default: ours). Raises OSError when the template
     is gone."""
