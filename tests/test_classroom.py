@@ -123,7 +123,7 @@ def test_submissions_are_never_written(graded):
     assert _digest(root) == before
 
 
-def test_parallel_serial_and_cold_kernels_agree_and_report_files(graded, tmp_path):
+def test_parallel_serial_and_unjailed_agree_and_report_files(graded, tmp_path):
     root, _, by = graded
     subset = tmp_path / "subset"
     for student in ("correct", "blank", "wrong"):
@@ -163,6 +163,15 @@ def test_shards_partition_the_class():
     assert set().union(*shards) == set(students) and sum(map(len, shards)) == 7
     with pytest.raises(ValueError, match="shard"):
         select_shard(students, "4/3")
+
+
+def test_without_bwrap_the_grader_refuses_unless_told_to_run_unjailed(tmp_path, monkeypatch):
+    from posenc.grading import classroom
+
+    monkeypatch.setattr(classroom, "bwrap_path", lambda: None)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--out", str(tmp_path / "r")])
+    assert main([str(tmp_path), "--out", str(tmp_path / "r"), "--unsafe-no-jail"]) == 0
 
 
 def test_cli_refuses_bad_arguments(tmp_path, capsys):

@@ -7,7 +7,7 @@ One module per notebook registers its exercises; :data:`EXERCISES` maps each exe
 to the notebook (file stem) that asks for it.
 
 The graders are loaded on first use (PEP 562), so that the class grader's helpers in this
-package (``warm_kernels``, ``notebook_exec``) can be imported without them: a warm-kernel
+package (``warm_kernels``, ``worker``, ``wire``) can be imported without them: a warm-kernel
 template must never hold the graders, whose log path each kernel reads for itself.
 """
 

@@ -74,7 +74,7 @@ class Limits:
     cpu_seconds: int = 600
     file_mb: int = 64
     open_files: int = 256
-    processes: int = 1024
+    processes: int = 512  # beyond the user's own: the limit counts all of the user's threads
 
     def as_rlimits(self) -> dict[str, int]:
         return {
@@ -82,8 +82,20 @@ class Limits:
             "cpu_seconds": self.cpu_seconds,
             "file_bytes": self.file_mb << 20,
             "open_files": self.open_files,
-            "processes": self.processes,
+            "processes": user_threads() + self.processes,
         }
+
+
+def user_threads() -> int:
+    """How many threads this user runs now (RLIMIT_NPROC counts them all, not just the jail's;
+    root is exempt from it)."""
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+    return count
 
 
 def bwrap_path() -> str | None:
