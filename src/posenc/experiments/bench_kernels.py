@@ -74,8 +74,9 @@ def rope_half_into(x: Tensor, cos: Tensor, sin: Tensor, out: Tensor) -> Tensor:
 
 def rope_complex_into(x: Tensor, rotation: Tensor, out: Tensor) -> Tensor:
     """Interleaved pairs as complex numbers times e^{i·mθ} (``rotation``: (seq, d/2) complex64),
-    one multiply written straight into ``out``.  x, out: (..., seq, d) float32, contiguous."""
-    z = torch.view_as_complex(x.view(*x.shape[:-1], -1, 2))  # (..., seq, d/2)
+    one multiply written straight into ``out``.  x: (..., seq, d) contiguous; out: the same
+    shape in float32 (complex64 is two float32s)."""
+    z = torch.view_as_complex(x.float().view(*x.shape[:-1], -1, 2))  # (..., seq, d/2)
     torch.mul(z, rotation, out=torch.view_as_complex(out.view(*out.shape[:-1], -1, 2)))
     return out
 
@@ -125,7 +126,7 @@ def rope_variants(shape, device, dtype, *, use_compile: bool) -> dict[str, dict]
     positions = torch.arange(shape[-2], device=device)
     cos, sin = rope_cos_sin(positions, shape[-1])  # (seq, d/2) float32
     rotation = torch.complex(cos, sin)  # e^{i·mθ}, (seq, d/2)
-    out = torch.empty_like(x, dtype=torch.float32)
+    out, out32 = torch.empty_like(x), torch.empty_like(x, dtype=torch.float32)
     table = {
         COPY_LIMITS["copy_alloc"]: (lambda: x.clone(), "limit", "limit"),
         COPY_LIMITS["copy_into"]: (lambda: out.copy_(x), "limit", "limit"),
@@ -135,7 +136,7 @@ def rope_variants(shape, device, dtype, *, use_compile: bool) -> dict[str, dict]
                                            "posenc"),
         "posenc apply_rope (interleaved)": (
             lambda: apply_rope(x, positions, layout="interleaved"), "interleaved", "posenc"),
-        "posenc complex out= (interleaved)": (lambda: rope_complex_into(x, rotation, out),
+        "posenc complex out= (interleaved)": (lambda: rope_complex_into(x, rotation, out32),
                                               "interleaved", "posenc"),
     }  # fmt: skip
     peers, hf_form = _peer_variants(x, cos, sin, rotation)
