@@ -1,23 +1,30 @@
-"""What each position scheme costs: time and memory, on CPU or GPU.
+"""What each position scheme costs: time and memory, on CPU or GPU, like against like.
 
-    python -m posenc.experiments.bench                       # CPU, float32, full (a few minutes)
-    python -m posenc.experiments.bench --quick               # seconds; tests use it
+    python -m posenc.experiments.bench                       # CPU, float32, full (minutes)
+    python -m posenc.experiments.bench --quick               # a smoke test: seconds, no figures
     python -m posenc.experiments.bench --device cuda --dtype bfloat16
     make bench / make bench-gpu
 
-Part A: one causal multi-head attention layer (projections included), forward + backward, for
-every scheme, at several lengths: time and extra peak memory relative to NoPE.
-Part B: RoPE formulations on one (batch, heads, seq, head_dim) tensor, against a plain copy of
-the same tensor measured in the same run (RoPE is elementwise: a copy is its speed limit).
-Part C: ALiBi without an L×L bias in memory (blockwise), against the materialised bias.
+Part A: one causal multi-head attention layer (posenc's layer, projections included), forward
++ backward, for every scheme, at several lengths: time and extra peak memory vs NoPE.
+Part B: RoPE on one (batch, heads, seq, head_dim) tensor: posenc's forms, other projects'
+forms (run from their packages when installed), ``torch.compile``, and two speed limits measured
+in the same run: a copy into a fresh tensor and a copy into a preallocated buffer.
+Part C: the attention kernel alone (forward): SDPA with no bias, SDPA with a materialised
+(1, H, L, L) ALiBi or T5 bias, and flex_attention computing the bias inside the kernel.
 
-Timing: warm-up, then repeats; the median and the spread (interquartile range) are kept.
-On CUDA every timed call is bracketed by CUDA events. Results: results/bench_<device>.json.
+Timing: every variant of a part is warmed up, then the variants run in turn (A, B, C, A, B,
+C, …) so that a slow spell of a shared machine hits them all alike; median and interquartile
+range per variant. The first call (which compiles, for compiled variants) is reported apart.
+Memory: the peak growth of one call after a warm-up, in a fresh process on the CPU (Linux's
+resident high-water mark, reset before the call) and from the allocator's peak on CUDA.
+Results: results/bench_<device>.json and .png.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -27,41 +34,120 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from posenc.alibi import alibi_slopes, bias_from_slopes
-from posenc.attention import MultiHeadAttention, attention_sdpa
-from posenc.experiments.model import SCHEMES, ModelConfig, make_scheme
-from posenc.rope import apply_rope, apply_rope_complex, rope_cached, rope_cos_sin, rotate_half
+from posenc.experiments import bench_kernels as kernels
+from posenc.experiments.bench_kernels import attention_variants, rope_variants
+from posenc.experiments.model import SCHEMES
 from posenc.runtime import cpu_name, write_json
 
 # ----------------------------------------------------------------------------------------
-# Timing and memory
+# Timing: interleaved repeats, one device hook per device type
+# ----------------------------------------------------------------------------------------
+
+SYNC: dict[str, Callable[[], None]] = {
+    "cpu": lambda: None,
+    "cuda": lambda: torch.cuda.synchronize(),
+}
+
+
+def time_once(fn: Callable[[], object], device: torch.device) -> float:
+    """Milliseconds of one call, the device drained before and after (CUDA runs async)."""
+    sync = SYNC[device.type]
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - start) * 1000
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": statistics.median(times), "iqr_ms": q[2] - q[0], "repeats": len(times)}
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
+) -> dict[str, dict[str, float]]:
+    """Median and spread of each variant, timed in turn (A, B, …, A, B, …) after a warm-up.
+
+    ``first_call_ms`` is the first call of each variant: for a compiled one, the compile (or
+    the load from inductor's on-disk cache) plus one run.
+    """
+    first = {name: time_once(fn, device) for name, fn in fns.items()}
+    for _ in range(warmup - 1):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(time_once(fn, device))
+    return {name: {**_stats(times[name]), "first_call_ms": first[name]} for name in fns}
+
+
+# ----------------------------------------------------------------------------------------
+# Memory: peak growth of one warmed-up call
 # ----------------------------------------------------------------------------------------
 
 
-def time_call(
-    fn: Callable[[], object], device: torch.device, *, warmup: int = 2, repeats: int = 5
-) -> dict[str, float]:
-    """Median and interquartile range of ``repeats`` timed calls, in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1000)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"median_ms": statistics.median(times), "iqr_ms": q[2] - q[0], "repeats": repeats}
+def _proc_status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def cpu_peak_extra_bytes(fn: Callable[[], object]) -> int:
+    """Resident-memory peak of one call of ``fn`` above the memory in use before it (Linux).
+
+    After a warm-up call, writing 5 to /proc/self/clear_refs resets the high-water mark
+    (VmHWM) to the current resident size (VmRSS); the call's peak is then VmHWM − VmRSS.
+    The caller sets MALLOC_MMAP_THRESHOLD_ so that freed blocks go back to the system and a
+    warm-up cannot leave reusable memory behind.
+    """
+    fn()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _proc_status("VmRSS")
+    fn()
+    return _proc_status("VmHWM") - before
+
+
+def cuda_peak_extra_bytes(fn: Callable[[], object]) -> int:
+    """The CUDA allocator's peak during one call of ``fn``, above what was allocated before."""
+    fn()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+MALLOC_MMAP_THRESHOLD = 64 * 1024  # bytes: every block this large is mmap'ed and unmapped on free
+
+
+def peak_extra_bytes(part: str, name: str, seq: int, device: torch.device, dtype) -> int:
+    """Peak extra memory of one call of variant ``name`` of ``part`` ("layer" or "kernel").
+
+    CPU: in a fresh process, so that nothing measured before counts. CUDA: in this process.
+    """
+    if device.type == "cuda":
+        return cuda_peak_extra_bytes(BUILDERS[part](name, seq, device, dtype))
+    dtype_name = str(dtype).removeprefix("torch.")
+    code = (
+        "import torch\n"
+        "from posenc.experiments.bench import BUILDERS, cpu_peak_extra_bytes\n"
+        f"fn = BUILDERS[{part!r}]({name!r}, {seq}, torch.device('cpu'), torch.{dtype_name})\n"
+        "print(cpu_peak_extra_bytes(fn))\n"
+    )
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MALLOC_MMAP_THRESHOLD)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def machine_name(device: torch.device) -> str:
@@ -79,249 +165,127 @@ def file_label(device: torch.device) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# Part A: one attention layer per scheme
+# The three parts
 # ----------------------------------------------------------------------------------------
 
-LAYER = {"d_model": 512, "n_heads": 8, "batch": 1}
+BUILDERS: dict[str, Callable] = {
+    "layer": kernels.layer_step,
+    "kernel": lambda name, seq, device, dtype: attention_variants(seq, device, dtype)[name],
+}
 
 
-def _layer(scheme: str, seq: int, device, dtype):
-    cfg = ModelConfig(
-        scheme=scheme, d_model=LAYER["d_model"], n_heads=LAYER["n_heads"], max_len=seq
-    )
-    pos_scheme = make_scheme(cfg)
-    layer = MultiHeadAttention(cfg.d_model, cfg.n_heads, pos_scheme).to(device, dtype)
-    x = torch.randn(
-        LAYER["batch"], seq, cfg.d_model, device=device, dtype=dtype, requires_grad=True
-    )
-    positions = torch.arange(seq, device=device)
-
-    def step():
-        h = pos_scheme.embed(x, positions)  # absolute schemes act here, the others inside
-        layer(h, positions).sum().backward()
-
-    return step
+def _ratios(rows: list[dict], baseline: str, label: str, key: str = "variant") -> None:
+    """Add time_vs_<label> to each row: its time over the baseline's at the same length."""
+    base = {r["seq"]: r["median_ms"] for r in rows if r[key] == baseline}
+    for r in rows:
+        r[f"time_vs_{label}"] = r["median_ms"] / base[r["seq"]]
 
 
-def _cpu_peak_extra_bytes(scheme: str, seq: int, dtype: str) -> int:
-    """Peak resident-memory growth of one forward + backward, in a fresh process (CPU).
-
-    Read from Linux's VmHWM (the process's resident high-water mark), which a new process
-    starts afresh; ``ru_maxrss`` would not do: it is inherited from the parent across exec.
-    """
-    code = (
-        "import torch\n"
-        "from posenc.experiments.bench import _layer\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM'):\n"
-        "            return int(line.split()[1]) * 1024\n"
-        f"step = _layer({scheme!r}, {seq}, torch.device('cpu'), torch.{dtype})\n"
-        "before = hwm()\n"
-        "step()\n"
-        "print(hwm() - before)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1])
-
-
-def part_a(lengths: list[int], device, dtype, *, measure_memory: bool, progress) -> list[dict]:
+def part_a(plan: dict, device, dtype, *, measure_memory: bool, progress) -> list[dict]:
+    """One attention layer per scheme, forward + backward; memory at the longest length."""
     rows = []
-    for seq in lengths:
-        for scheme in SCHEMES:
-            progress.set_postfix_str(f"A: {scheme} @ {seq}")
-            step = _layer(scheme, seq, device, dtype)
-            row = {"scheme": scheme, "seq": seq, **time_call(step, device, repeats=5)}
-            if measure_memory:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                    torch.cuda.reset_peak_memory_stats()
-                    base = torch.cuda.memory_allocated()
-                    step()
-                    torch.cuda.synchronize()
-                    row["peak_extra_bytes"] = torch.cuda.max_memory_allocated() - base
-                else:
-                    row["peak_extra_bytes"] = _cpu_peak_extra_bytes(
-                        scheme, seq, str(dtype).removeprefix("torch.")
-                    )
-            rows.append(row)
-            progress.update(1)
-    by_len: dict[int, dict] = {}
-    for row in rows:
-        by_len.setdefault(row["seq"], {})[row["scheme"]] = row
-    for group in by_len.values():
-        nope = group["nope"]
-        for row in group.values():
-            row["time_vs_nope"] = row["median_ms"] / nope["median_ms"]
-            if "peak_extra_bytes" in row:
-                row["extra_bytes_vs_nope"] = row["peak_extra_bytes"] - nope["peak_extra_bytes"]
+    for seq in plan["lengths"]:
+        progress.set_postfix_str(f"A: layer @ {seq}")
+        steps = {s: kernels.layer_step(s, seq, device, dtype) for s in SCHEMES}
+        timed = time_interleaved(steps, device, repeats=plan["repeats"])
+        rows += [{"scheme": s, "seq": seq, **t} for s, t in timed.items()]
+        progress.update(len(steps))
+    _ratios(rows, "nope", "nope", key="scheme")
+    if measure_memory:
+        longest = [r for r in rows if r["seq"] == max(plan["lengths"])]
+        for r in longest:
+            progress.set_postfix_str(f"A: memory of {r['scheme']}")
+            r["peak_extra_bytes"] = peak_extra_bytes("layer", r["scheme"], r["seq"], device, dtype)
+        for r in longest:
+            r["extra_bytes_vs_nope"] = r["peak_extra_bytes"] - longest[0]["peak_extra_bytes"]
     return rows
 
 
-# ----------------------------------------------------------------------------------------
-# Part B: RoPE formulations vs a copy
-# ----------------------------------------------------------------------------------------
-
-
-def rope_rotate_half(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """The Hugging Face formulation, re-typed: x·cat(c, c) + rotate_half(x)·cat(s, s)."""
-    return x * torch.cat([cos, cos], -1) + rotate_half(x) * torch.cat([sin, sin], -1)
-
-
-def _peers(x: Tensor, positions: Tensor) -> dict[str, Callable[[], Tensor]]:
-    """Implementations from other packages, run from those packages when installed."""
-    peers: dict[str, Callable[[], Tensor]] = {}
-    try:  # Hugging Face transformers
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        cos, sin = rope_cos_sin(positions, x.shape[-1], dtype=x.dtype)
-        cos, sin = torch.cat([cos, cos], -1)[None], torch.cat([sin, sin], -1)[None]
-        peers["peer: transformers apply_rotary_pos_emb"] = lambda: apply_rotary_pos_emb(
-            x, x, cos, sin
-        )[0]
-    except Exception:
-        pass
-    try:  # lucidrains' rotary-embedding-torch
-        from rotary_embedding_torch import RotaryEmbedding as LucidRotary
-
-        rotary = LucidRotary(dim=x.shape[-1]).to(x.device)
-        peers["peer: rotary-embedding-torch"] = lambda: rotary.rotate_queries_or_keys(x)
-    except Exception:
-        pass
-    return peers
-
-
-def part_b(shape: tuple[int, ...], device, dtype, *, use_compile: bool, progress) -> dict:
-    x = torch.randn(*shape, device=device, dtype=dtype)
-    positions = torch.arange(shape[-2], device=device)
-    cos, sin = rope_cos_sin(positions, shape[-1], dtype=dtype)
-    out = torch.empty_like(x)
-    bytes_moved = 2 * x.numel() * x.element_size()  # read x once, write the result once
-    candidates: dict[str, Callable[[], object]] = {
-        "copy (speed limit)": lambda: out.copy_(x),
-        "apply_rope (default, half)": lambda: apply_rope(x, positions),
-        "cached cos/sin, half": lambda: rope_cached(x, cos, sin),
-        "rotate_half formula (HF, re-typed)": lambda: rope_rotate_half(x, cos, sin),
-        "interleaved": lambda: apply_rope(x, positions, layout="interleaved"),
-        "complex multiply (interleaved)": lambda: apply_rope_complex(x, positions),
-    }
-    if use_compile:
-        try:
-            compiled = torch.compile(rope_cached)
-            compiled(x, cos, sin)  # compile once, outside the timing
-            candidates["torch.compile(cached half)"] = lambda: compiled(x, cos, sin)
-        except Exception as err:  # no compiler on this machine, etc.
-            candidates[f"torch.compile unavailable: {type(err).__name__}"] = None
-    candidates.update(_peers(x, positions))
+def part_b(plan: dict, device, dtype, *, use_compile: bool, progress) -> dict:
+    """RoPE forms against the two copies, on one large tensor."""
+    shape = plan["rope_shape"]
+    progress.set_postfix_str("B: RoPE (compiling)" if use_compile else "B: RoPE")
+    variants = rope_variants(shape, device, dtype, use_compile=use_compile)
+    timed = time_interleaved(
+        {n: v["fn"] for n, v in variants.items()}, device, repeats=plan["rope_repeats"]
+    )
+    progress.update(len(variants))
+    element = torch.empty((), dtype=dtype).element_size()
+    bytes_moved = 2 * shape[0] * shape[1] * shape[2] * shape[3] * element  # read x, write out
+    limits = {k: timed[v]["median_ms"] for k, v in kernels.COPY_LIMITS.items()}
     rows = {}
-    for name, fn in candidates.items():
-        progress.set_postfix_str(f"B: {name}")
-        if fn is None:
-            rows[name] = None
-            continue
-        t = time_call(fn, device, repeats=7)
-        t["gb_per_s"] = bytes_moved / (t["median_ms"] / 1000) / 1e9
-        rows[name] = t
-        progress.update(1)
-    copy = rows["copy (speed limit)"]["median_ms"]
-    for row in rows.values():
-        if row is not None:
-            row["fraction_of_copy"] = copy / row["median_ms"]
+    for name, row in timed.items():
+        row["layout"] = variants[name]["layout"]
+        row["source"] = variants[name]["source"]
+        row["gb_per_s"] = bytes_moved / (row["median_ms"] / 1000) / 1e9
+        for limit, ms in limits.items():
+            row[f"fraction_of_{limit}"] = ms / row["median_ms"]
+        rows[name] = row
     return {"shape": list(shape), "bytes_moved": bytes_moved, "rows": rows}
 
 
-# ----------------------------------------------------------------------------------------
-# Part C: ALiBi without an L×L bias
-# ----------------------------------------------------------------------------------------
-
-
-def alibi_blockwise(q: Tensor, k: Tensor, v: Tensor, slopes: Tensor, block: int = 256) -> Tensor:
-    """Causal ALiBi attention computed one block of queries at a time: only a
-    (heads, block, L) slice of the bias ever exists, built on the fly from the slopes."""
-    seq = q.shape[-2]
-    out = torch.empty_like(q)
-    for start in range(0, seq, block):
-        stop = min(start + block, seq)
-        # bias for queries start … stop − 1 against keys 0 … stop − 1
-        bias = bias_from_slopes(slopes.to(q), stop - start, stop)  # (heads, block, stop)
-        out[..., start:stop, :] = F.scaled_dot_product_attention(
-            q[..., start:stop, :], k[..., :stop, :], v[..., :stop, :], attn_mask=bias
-        )
-    return out
-
-
-def _alibi_at(seq: int, device, dtype, progress, heads: int = 8, head_dim: int = 64) -> list[dict]:
-    q, k, v = (torch.randn(1, heads, seq, head_dim, device=device, dtype=dtype) for _ in range(3))
-    slopes = alibi_slopes(heads).to(device)
-    full_bias = bias_from_slopes(slopes.to(dtype), seq, seq)  # (heads, seq, seq)
-    variants = {
-        "nope (causal SDPA)": (lambda: attention_sdpa(q, k, v), 0),
-        "alibi, materialised bias": (
-            lambda: attention_sdpa(q, k, v, bias=full_bias, causal=False),
-            full_bias.numel() * full_bias.element_size(),
-        ),
-        "alibi, blockwise": (
-            lambda: alibi_blockwise(q, k, v, slopes),
-            heads * min(256, seq) * seq * q.element_size(),
-        ),
-    }
+def part_c(plan: dict, device, dtype, *, use_compile: bool, measure_memory: bool, progress):
+    """The attention kernel alone, forward, with and without a bias, fused or not."""
     rows = []
-    with torch.no_grad():
-        for name, (fn, bias_bytes) in variants.items():
-            progress.set_postfix_str(f"C: {name} @ {seq}")
-            rows.append(
-                {
-                    "variant": name,
-                    "seq": seq,
-                    "bias_bytes": bias_bytes,
-                    **time_call(fn, device, repeats=3),
-                }
+    for seq in plan["kernel_lengths"]:
+        progress.set_postfix_str(f"C: kernels @ {seq}")
+        fns = attention_variants(seq, device, dtype, use_flex=use_compile)
+        with torch.no_grad():
+            timed = time_interleaved(fns, device, repeats=plan["repeats"])
+        rows += [{"variant": n, "seq": seq, **t} for n, t in timed.items()]
+        progress.update(len(fns))
+    _ratios(rows, kernels.SDPA_NOPE, "sdpa_nope")
+    if use_compile and any(r["variant"] == kernels.FLEX_NOPE for r in rows):
+        _ratios(rows, kernels.FLEX_NOPE, "flex_nope")
+    if measure_memory:
+        for r in (r for r in rows if r["seq"] == max(plan["kernel_lengths"])):
+            progress.set_postfix_str(f"C: memory of {r['variant']}")
+            r["peak_extra_bytes"] = peak_extra_bytes(
+                "kernel", r["variant"], r["seq"], device, dtype
             )
-            progress.update(1)
-    nope = rows[0]["median_ms"]
-    for r in rows:
-        r["time_vs_nope"] = r["median_ms"] / nope
     return rows
 
 
-def part_c(lengths: list[int], device, dtype, *, progress) -> list[dict]:
-    return [row for seq in lengths for row in _alibi_at(seq, device, dtype, progress)]
-
-
 # ----------------------------------------------------------------------------------------
-# Summary, plot, CLI
+# Plans, summary, plot, CLI
 # ----------------------------------------------------------------------------------------
 
-
-PEER_NAMES = ("rotate_half formula (HF, re-typed)",)
+QUICK = {  # a smoke test: every code path, sizes far too small for timings to mean anything
+    "lengths": [64, 128],
+    "rope_shape": (1, 4, 256, 64),
+    "kernel_lengths": [128],
+    "repeats": 3,
+    "rope_repeats": 3,
+}
+FULL_CPU = {
+    "lengths": [256, 512, 1024, 2048, 4096],
+    "rope_shape": (4, 16, 4096, 64),  # 64 MiB in float32: far past every cache
+    "kernel_lengths": [2048, 4096],
+    "repeats": 5,
+    "rope_repeats": 9,
+}
+FULL_CUDA = {
+    "lengths": [256, 1024, 4096, 16384],
+    "rope_shape": (4, 32, 8192, 128),  # 256 MiB in bfloat16: far past the L2 cache
+    "kernel_lengths": [4096, 8192, 16384],
+    "repeats": 10,
+    "rope_repeats": 20,
+}
+SHARED_MACHINE_NOTE = (
+    "Timings are medians of interleaved repeats; each ratio is against a baseline measured in "
+    "the same run, which keeps ratios usable when absolute times are noisy."
+)
 
 
 def summarise(a: list[dict], b: dict, c: list[dict]) -> dict:
-    """The headline ratios the notebooks and README read."""
-    rows = {k: v for k, v in b["rows"].items() if v is not None}
-    ours = rows["apply_rope (default, half)"]
-    peers = {k: v for k, v in rows.items() if k not in ("copy (speed limit)",)}
-    fastest_name = min(peers, key=lambda k: peers[k]["median_ms"])
-    # Peers: other projects' formulations (run from their packages when installed) and
-    # Hugging Face's rotate_half formula re-typed here, for machines without transformers.
-    peer_rows = {k: v for k, v in rows.items() if k in PEER_NAMES or k.startswith("peer: ")}
-    fastest_peer = min(peer_rows, key=lambda k: peer_rows[k]["median_ms"])
+    """The headline figures the notebooks and README read."""
     longest = max(r["seq"] for r in a)
     at_long = {r["scheme"]: r for r in a if r["seq"] == longest}
-    c_long = {r["variant"]: r for r in c if r["seq"] == max(r["seq"] for r in c)}
     summary = {
-        "rope_default_vs_fastest_formulation": peers[fastest_name]["median_ms"] / ours["median_ms"],
-        "fastest_rope_formulation": fastest_name,
-        "rope_default_vs_fastest_peer": peer_rows[fastest_peer]["median_ms"] / ours["median_ms"],
-        "fastest_rope_peer": fastest_peer,
-        "rope_default_fraction_of_copy": ours["fraction_of_copy"],
-        "rope_best_fraction_of_copy": peers[fastest_name]["fraction_of_copy"],
         "layer_seq": longest,
         "layer_time_vs_nope": {s: r["time_vs_nope"] for s, r in at_long.items()},
-        "alibi_blockwise_time_vs_nope": c_long["alibi, blockwise"]["time_vs_nope"],
-        "alibi_materialised_time_vs_nope": c_long["alibi, materialised bias"]["time_vs_nope"],
-        "alibi_materialised_bias_bytes": c_long["alibi, materialised bias"]["bias_bytes"],
-        "alibi_blockwise_bias_bytes": c_long["alibi, blockwise"]["bias_bytes"],
+        "rope": kernels.rope_summary(b["rows"]),
+        "kernel": kernels.kernel_summary(c),
     }
     if all("extra_bytes_vs_nope" in r for r in at_long.values()):
         summary["layer_extra_bytes_vs_nope"] = {
@@ -331,49 +295,33 @@ def summarise(a: list[dict], b: dict, c: list[dict]) -> dict:
 
 
 def plot_bench(results: dict, path: str | Path | None = None):
+    """Left: kernel time vs SDPA NoPE by length; right: RoPE forms' share of copy bandwidth."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-    lengths = sorted({r["seq"] for r in results["part_a"]})
-    for scheme in SCHEMES:
-        ys = [
-            next(
-                r["time_vs_nope"]
-                for r in results["part_a"]
-                if r["scheme"] == scheme and r["seq"] == L
-            )
-            for L in lengths
-        ]
-        left.plot(lengths, ys, marker="o", label=scheme)
+    rows = results["part_c"]
+    lengths = sorted({r["seq"] for r in rows})
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        ys = [next(r["time_vs_sdpa_nope"] for r in rows if r["variant"] == name and r["seq"] == L)
+              for L in lengths]  # fmt: skip
+        left.plot(lengths, ys, marker="o", label=name)
     left.set_xscale("log", base=2)
     left.set_xticks(lengths, [str(L) for L in lengths])
     left.set_xlabel("sequence length (tokens)")
-    left.set_ylabel("time / NoPE time (fwd + bwd)")
-    left.set_title("One attention layer, relative to NoPE")
-    left.legend(fontsize=8)
-    rows = {k: v for k, v in results["part_b"]["rows"].items() if v is not None}
-    names = list(rows)
-    right.barh(names, [rows[n]["gb_per_s"] for n in names])
-    right.set_xlabel("achieved GB/s (read x + write result)")
+    left.set_ylabel("time / SDPA with no bias (forward)")
+    left.set_title("Attention kernel, causal, 8 heads of 64")
+    left.legend(fontsize=7)
+    rope = sorted(results["part_b"]["rows"].items(), key=lambda kv: kv[1]["median_ms"])
+    right.barh([n for n, _ in rope], [100 * r["fraction_of_copy_alloc"] for _, r in rope])
+    right.axvline(100, color="grey", lw=0.8)
+    right.set_xlabel("% of the bandwidth of a copy into a fresh tensor")
     right.set_title(f"RoPE on {tuple(results['part_b']['shape'])}")
     right.invert_yaxis()
+    right.tick_params(axis="y", labelsize=7)
     fig.suptitle(f"{results['machine']}, {results['dtype']}", fontsize=9)
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
-
-
-QUICK = {"lengths": [64, 128], "rope_shape": (2, 4, 256, 64), "alibi_lengths": [128, 256]}
-FULL_CPU = {
-    "lengths": [256, 512, 1024, 2048, 4096],
-    "rope_shape": (4, 16, 4096, 64),
-    "alibi_lengths": [1024, 2048, 4096],
-}
-FULL_CUDA = {
-    "lengths": [256, 1024, 4096, 16384],
-    "rope_shape": (4, 16, 4096, 64),
-    "alibi_lengths": [4096, 8192, 16384],
-}
 
 
 def run_bench(
@@ -385,20 +333,26 @@ def run_bench(
     use_compile: bool | None = None,
     measure_memory: bool = True,
     show_progress: bool = True,
+    note: str = "",
 ) -> dict:
+    """Run parts A, B and C; return everything measured, with a summary."""
     from tqdm.auto import tqdm
 
     plan = dict(QUICK if quick else FULL_CUDA if device.type == "cuda" else FULL_CPU)
-    if lengths:
-        plan["lengths"] = lengths
+    plan["lengths"] = lengths or plan["lengths"]
     use_compile = (not quick) if use_compile is None else use_compile
     torch.manual_seed(0)
     start = time.time()
-    total = len(plan["lengths"]) * len(SCHEMES) + 8 + 3 * len(plan["alibi_lengths"])
-    with tqdm(total=total, desc="benchmark", unit="run", disable=not show_progress) as bar:
-        a = part_a(plan["lengths"], device, dtype, measure_memory=measure_memory, progress=bar)
-        b = part_b(plan["rope_shape"], device, dtype, use_compile=use_compile, progress=bar)
-        c = part_c(plan["alibi_lengths"], device, dtype, progress=bar)
+    total = (  # one tick per variant timed
+        len(plan["lengths"]) * len(SCHEMES)
+        + len(kernels.ROPE_FORMS)
+        + len(plan["kernel_lengths"]) * len(kernels.KERNEL_VARIANTS)
+    )
+    with tqdm(total=total, desc="benchmark", unit="variant", disable=not show_progress) as bar:
+        a = part_a(plan, device, dtype, measure_memory=measure_memory, progress=bar)
+        b = part_b(plan, device, dtype, use_compile=use_compile, progress=bar)
+        c = part_c(plan, device, dtype, use_compile=use_compile,
+                   measure_memory=measure_memory, progress=bar)  # fmt: skip
     return {
         "device": device.type,
         "machine": machine_name(device),
@@ -406,7 +360,9 @@ def run_bench(
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "quick": quick,
-        "layer": LAYER,
+        "note": " ".join(x for x in (SHARED_MACHINE_NOTE, note) if x),
+        "plan": {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()},
+        "layer": kernels.LAYER,
         "part_a": a,
         "part_b": b,
         "part_c": c,
@@ -415,9 +371,7 @@ def run_bench(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    import os
-
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m posenc.experiments.bench",
         description=__doc__,
@@ -426,34 +380,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--lengths", type=int, nargs="+", help="Part A sequence lengths")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--quick", action="store_true", help="a smoke test: tiny sizes, seconds")
+    parser.add_argument("--no-compile", action="store_true", help="skip compiled variants")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument("--note", default="", help="a note stored in the JSON")
     parser.add_argument(
         "--out",
         default=os.environ.get("POSENC_BENCH_OUT", "results"),
         help="output folder (default $POSENC_BENCH_OUT or results/)",
     )
+    return parser
+
+
+def _print_summary(results: dict) -> None:
+    if results["quick"]:
+        print("--quick is a smoke test: sizes too small for timings or ratios to mean anything.")
+        return
+    rope, kernel = results["summary"]["rope"], results["summary"]["kernel"]
+    print(kernels.describe_rope(rope))
+    print(kernels.describe_kernels(kernel))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible")
     if args.lengths and min(args.lengths) < 1:
         parser.error("--lengths must be positive")
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if args.device == "auto"
-        else args.device
-    )
-    dtype = getattr(torch, args.dtype)
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if args.device == "auto" else args.device)
     results = run_bench(
         device,
-        dtype,
+        getattr(torch, args.dtype),
         quick=args.quick,
         lengths=args.lengths,
         use_compile=False if args.no_compile else None,
         measure_memory=not args.no_memory,
+        note=args.note,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,16 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     stem += "" if args.dtype == "float32" else f"_{args.dtype}"
     write_json(out / f"{stem}.json", results)
     plot_bench(results, out / f"{stem}.png")
-    s = results["summary"]
-    print(
-        f"RoPE default vs fastest formulation ({s['fastest_rope_formulation']}): "
-        f"{s['rope_default_vs_fastest_formulation']:.2f}×; "
-        f"fraction of copy bandwidth {s['rope_default_fraction_of_copy']:.0%}"
-    )
-    print(
-        f"ALiBi blockwise / NoPE time: {s['alibi_blockwise_time_vs_nope']:.2f}×; "
-        f"materialised bias / NoPE: {s['alibi_materialised_time_vs_nope']:.2f}×"
-    )
+    _print_summary(results)
     print(f"wrote {out / stem}.json ({results['wall_time_s']} s on {results['machine']})")
     return 0
 
