@@ -270,9 +270,16 @@ def rope_cached_(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return rope_cached(x, cos, sin, out=x)
 
 
-def _rope_interleaved_complex(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Interleaved pairs as complex numbers x[2i] + i·x[2i+1] times cos + i·sin = e^{i·mθ}:
-    one fused multiply (Meta's Llama reference)."""
+def rope_cached_interleaved(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The interleaved layout with cos and sin computed ahead ((..., seq, d/2), broadcasting
+    against x's leading axes): pairs as complex numbers x[2i] + i·x[2i+1] times
+    cos + i·sin = e^{i·mθ}, one fused multiply (Meta's Llama reference). Computed in float32
+    (float64 for float64 x), returned in x's dtype."""
+    if x.shape[-1] % 2 or cos.shape[-1] != x.shape[-1] // 2 or sin.shape != cos.shape:
+        raise ValueError(
+            f"cos and sin must end in d/2 = {x.shape[-1] / 2:g} entries for x of shape "
+            f"{tuple(x.shape)} (d even), got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
     work = _compute_dtype(x)
     z = torch.view_as_complex(x.to(work).reshape(*x.shape[:-1], -1, 2).contiguous())
     rotation = torch.complex(cos.to(work), sin.to(work))  # (..., seq, d/2)
@@ -340,7 +347,7 @@ def apply_rope(
     if layout == "half":
         rotated = rope_cached(x_rot, cos, sin, out=None if out is None else out[..., :rotary_dim])
     else:
-        rotated = _rope_interleaved_complex(x_rot, cos, sin)
+        rotated = rope_cached_interleaved(x_rot, cos, sin)
     if out is None:
         return (
             torch.cat([rotated, x[..., rotary_dim:]], -1) if rotary_dim < x.shape[-1] else rotated
