@@ -29,8 +29,8 @@ from posenc.experiments.extrapolation import (
     position_losses,
     train,
 )
-from posenc.experiments.model import ModelConfig, with_scheme
-from posenc.rope_scaling import RopeScaling, rotary_embedding
+from posenc.experiments.model import ModelConfig, with_rope_scaling
+from posenc.rope_scaling import RopeScaling
 from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
@@ -76,12 +76,7 @@ def run_scaling_study(
                 ppl[method][str(E)] = perplexity_from_losses(losses)
         finetune: dict[str, dict[str, float]] = {}
         for method in ("linear", "yarn"):
-            rope = rotary_embedding(
-                cfg.d_model // cfg.n_heads,
-                scaling_config(method, 2.0, L),
-                max_position_embeddings=L,
-            )
-            tuned = with_scheme(model, rope).train()
+            tuned = with_rope_scaling(model, scaling_config(method, 2.0, L)).train()
             opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
             curve = {}
             batches = training_batches(corpus.train, s.batch, 2 * L, finetune_steps, seed=1)
