@@ -188,14 +188,26 @@ def rope_cos_sin(
 # --- the rotations -------------------------------------------------------------------------
 
 
+def _check_pairs(x) -> None:
+    """x: a floating tensor whose last axis holds whole pairs."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(
+            f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+        )
+    if x.ndim == 0 or x.shape[-1] % 2:
+        raise ValueError(f"x's last axis must be even (pairs), got shape {tuple(x.shape)}")
+
+
 def rotate_half(x: Tensor) -> Tensor:
     """[x1, x2] -> [−x2, x1] with x1, x2 the two halves of the last axis (GPT-NeoX / HF)."""
+    _check_pairs(x)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
 
 def rotate_interleaved(x: Tensor) -> Tensor:
     """(x0, x1, x2, x3, …) -> (−x1, x0, −x3, x2, …): the same for adjacent pairs."""
+    _check_pairs(x)
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
     return torch.stack([-x_odd, x_even], dim=-1).flatten(-2)
 
@@ -227,8 +239,9 @@ def rope_cached(x: Tensor, cos: Tensor, sin: Tensor, *, out: Tensor | None = Non
     Computed in float32 (float64 for float64 x), returned in x's dtype.  x: (..., seq, d).
     ``out`` (x's shape and dtype; ``out=x`` rotates in place) receives the result.
     """
+    _check_pairs(x)
     half = x.shape[-1] // 2
-    if x.shape[-1] % 2 or cos.shape[-1] != half or sin.shape != cos.shape:
+    if cos.shape[-1] != half or sin.shape != cos.shape:
         raise ValueError(
             f"cos and sin must end in d/2 = {x.shape[-1] / 2:g} entries for x of shape "
             f"{tuple(x.shape)} (d even), got {tuple(cos.shape)} and {tuple(sin.shape)}"
@@ -275,7 +288,8 @@ def rope_cached_interleaved(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     against x's leading axes): pairs as complex numbers x[2i] + i·x[2i+1] times
     cos + i·sin = e^{i·mθ}, one fused multiply (Meta's Llama reference). Computed in float32
     (float64 for float64 x), returned in x's dtype."""
-    if x.shape[-1] % 2 or cos.shape[-1] != x.shape[-1] // 2 or sin.shape != cos.shape:
+    _check_pairs(x)
+    if cos.shape[-1] != x.shape[-1] // 2 or sin.shape != cos.shape:
         raise ValueError(
             f"cos and sin must end in d/2 = {x.shape[-1] / 2:g} entries for x of shape "
             f"{tuple(x.shape)} (d even), got {tuple(cos.shape)} and {tuple(sin.shape)}"
