@@ -346,7 +346,7 @@ def apply_rope(
     rotary_dim = check_dim(x.shape[-1] if rotary_dim is None else rotary_dim, "rotary_dim")
     if rotary_dim > x.shape[-1]:
         raise ValueError(f"rotary_dim must be in (0, {x.shape[-1]}] (x's dim), got {rotary_dim}")
-    positions = _positions_for(x, _check_positions(positions))
+    positions = _positions_for(x, _check_positions(positions)).to(x.device)
     if out is not None:
         _check_out(out, x)
     cos, sin = rope_cos_sin(
