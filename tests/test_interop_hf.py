@@ -115,6 +115,18 @@ def compare_swapped(model, module, rotary_attr, apply_name, apply, rope, monkeyp
     return ours_full, ours_steps
 
 
+def compare_rotate(rope, hf_rotary, hf_apply, head_dim):
+    """RotaryEmbedding.rotate against the model's rotary module and apply function."""
+    torch.manual_seed(2)
+    q, k = torch.randn(2, 2, 4, SEQ, head_dim).unbind(0)  # (batch, heads, seq, head_dim)
+    positions = torch.arange(SEQ)
+    with torch.no_grad():
+        cos, sin = hf_rotary(q, positions[None].expand(2, -1))
+        theirs = hf_apply(q, k, cos, sin)
+    for ours, hf in zip(rope.rotate(q, k, positions), theirs, strict=True):
+        torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-5)
+
+
 def tiny(cls, config):
     torch.manual_seed(0)
     return cls._from_config(config, attn_implementation="eager").eval()
@@ -193,6 +205,7 @@ def test_llama_every_rope_type(name, monkeypatch):
     )
     if name != "dynamic":  # dynamic NTK rotates cached keys at the length they were seen
         torch.testing.assert_close(steps[:, -1], full[:, -1], **TOL)
+    compare_rotate(rope, model.model.rotary_emb, modeling_llama.apply_rotary_pos_emb, 16)
 
 
 def test_gpt_neox_partial_rotary(monkeypatch):
@@ -210,8 +223,10 @@ def test_gpt_neox_partial_rotary(monkeypatch):
     )
     rope = rotary_from_config(config)
     assert (rope.head_dim, rope.rotary_dim, rope.layout) == (16, 4, "half")
+    model = tiny(GPTNeoXForCausalLM, config)
+    compare_rotate(rope, model.gpt_neox.rotary_emb, modeling_gpt_neox.apply_rotary_pos_emb, 16)
     compare_swapped(
-        tiny(GPTNeoXForCausalLM, config),
+        model,
         modeling_gpt_neox,
         "gpt_neox.rotary_emb",
         "apply_rotary_pos_emb",
