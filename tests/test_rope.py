@@ -20,6 +20,8 @@ from posenc.rope import (
     rope_cos_sin,
     rope_decay_bound,
     rope_frequencies,
+    rotate_half,
+    rotate_interleaved,
 )
 
 
@@ -253,6 +255,13 @@ def test_scheme_inside_multi_head_attention_is_shift_invariant():
             "out",
         ),
         (lambda: rope_frequencies(2.5), ValueError, "dim"),
+        (lambda: rotate_half(torch.randn(3, 5)), ValueError, "even"),
+        (lambda: rotate_interleaved(torch.arange(4)), TypeError, "floating"),
+        (
+            lambda: rope_cached(torch.arange(8).view(2, 4), *rope_cos_sin(torch.arange(2), 4)),
+            TypeError,
+            "floating",
+        ),
         (lambda: rope_frequencies(True), TypeError, "dim"),
         (lambda: rope_frequencies(0), ValueError, "dim"),
         (lambda: rope_cos_sin(torch.arange(3), 8, dtype=torch.int32), TypeError, "dtype"),

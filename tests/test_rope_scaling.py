@@ -300,3 +300,20 @@ def test_public_functions_check_their_arguments():
         rotary_embedding(32, {"partial_rotary_factor": 1.5})
     with pytest.raises(ValueError, match="head_dim"):
         rotary_from_config({"hidden_size": 64})
+
+
+def test_rope_never_imports_rope_scaling():
+    """The dependency runs one way: rope_scaling builds on rope (issue: no import cycle)."""
+    import ast
+    from pathlib import Path
+
+    import posenc.rope
+
+    tree = ast.parse(Path(posenc.rope.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert "posenc.rope_scaling" not in imported and "posenc.sinusoidal" in imported

@@ -188,14 +188,26 @@ def rope_cos_sin(
 # --- the rotations -------------------------------------------------------------------------
 
 
+def _check_pairs(x) -> None:
+    """x: a floating tensor whose last axis holds whole pairs."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(
+            f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+        )
+    if x.ndim == 0 or x.shape[-1] % 2:
+        raise ValueError(f"x's last axis must be even (pairs), got shape {tuple(x.shape)}")
+
+
 def rotate_half(x: Tensor) -> Tensor:
     """[x1, x2] -> [−x2, x1] with x1, x2 the two halves of the last axis (GPT-NeoX / HF)."""
+    _check_pairs(x)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
 
 def rotate_interleaved(x: Tensor) -> Tensor:
     """(x0, x1, x2, x3, …) -> (−x1, x0, −x3, x2, …): the same for adjacent pairs."""
+    _check_pairs(x)
     x_even, x_odd = x[..., 0::2], x[..., 1::2]
     return torch.stack([-x_odd, x_even], dim=-1).flatten(-2)
 
@@ -227,8 +239,9 @@ def rope_cached(x: Tensor, cos: Tensor, sin: Tensor, *, out: Tensor | None = Non
     Computed in float32 (float64 for float64 x), returned in x's dtype.  x: (..., seq, d).
     ``out`` (x's shape and dtype; ``out=x`` rotates in place) receives the result.
     """
+    _check_pairs(x)
     half = x.shape[-1] // 2
-    if x.shape[-1] % 2 or cos.shape[-1] != half or sin.shape != cos.shape:
+    if cos.shape[-1] != half or sin.shape != cos.shape:
         raise ValueError(
             f"cos and sin must end in d/2 = {x.shape[-1] / 2:g} entries for x of shape "
             f"{tuple(x.shape)} (d even), got {tuple(cos.shape)} and {tuple(sin.shape)}"
@@ -270,9 +283,17 @@ def rope_cached_(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return rope_cached(x, cos, sin, out=x)
 
 
-def _rope_interleaved_complex(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Interleaved pairs as complex numbers x[2i] + i·x[2i+1] times cos + i·sin = e^{i·mθ}:
-    one fused multiply (Meta's Llama reference)."""
+def rope_cached_interleaved(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The interleaved layout with cos and sin computed ahead ((..., seq, d/2), broadcasting
+    against x's leading axes): pairs as complex numbers x[2i] + i·x[2i+1] times
+    cos + i·sin = e^{i·mθ}, one fused multiply (Meta's Llama reference). Computed in float32
+    (float64 for float64 x), returned in x's dtype."""
+    _check_pairs(x)
+    if cos.shape[-1] != x.shape[-1] // 2 or sin.shape != cos.shape:
+        raise ValueError(
+            f"cos and sin must end in d/2 = {x.shape[-1] / 2:g} entries for x of shape "
+            f"{tuple(x.shape)} (d even), got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
     work = _compute_dtype(x)
     z = torch.view_as_complex(x.to(work).reshape(*x.shape[:-1], -1, 2).contiguous())
     rotation = torch.complex(cos.to(work), sin.to(work))  # (..., seq, d/2)
@@ -325,7 +346,7 @@ def apply_rope(
     rotary_dim = check_dim(x.shape[-1] if rotary_dim is None else rotary_dim, "rotary_dim")
     if rotary_dim > x.shape[-1]:
         raise ValueError(f"rotary_dim must be in (0, {x.shape[-1]}] (x's dim), got {rotary_dim}")
-    positions = _positions_for(x, _check_positions(positions))
+    positions = _positions_for(x, _check_positions(positions)).to(x.device)
     if out is not None:
         _check_out(out, x)
     cos, sin = rope_cos_sin(
@@ -340,7 +361,7 @@ def apply_rope(
     if layout == "half":
         rotated = rope_cached(x_rot, cos, sin, out=None if out is None else out[..., :rotary_dim])
     else:
-        rotated = _rope_interleaved_complex(x_rot, cos, sin)
+        rotated = rope_cached_interleaved(x_rot, cos, sin)
     if out is None:
         return (
             torch.cat([rotated, x[..., rotary_dim:]], -1) if rotary_dim < x.shape[-1] else rotated

@@ -13,7 +13,9 @@ temperature). The dicts are Hugging Face transformers' own, read as they are: th
   the length L the model was trained at, base' = base · (f·s/L − (f − 1))^(d/(d−2)); plain
   RoPE for s ≤ L. As in HF, L is ``max_position_embeddings`` (a model config field: pass it
   in the dict or as an argument); the course also reads ``original_max_position_embeddings``
-  when ``max_position_embeddings`` is absent.
+  when ``max_position_embeddings`` is absent. θ follows each input's own length
+  s = max(positions) + 1; HF keeps the θ of the longest input seen since the last one within
+  L, which is the same on a growing sequence (KV-cache decoding).
 * ``"yarn"``, ``factor`` f, ``original_max_position_embeddings`` L: YaRN (Peng et al., 2023):
   a per-pair ramp between interpolation (slow pairs) and extrapolation (fast pairs), bounded by
   ``beta_fast`` / ``beta_slow`` turns (None: 32 / 1), floored/ceiled unless ``truncate`` is

@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 
 from posenc.experiments.data import Corpus, evaluation_windows, load_corpus, training_batches
-from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM, with_scheme
+from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM, with_rope_scaling
 from posenc.experiments.styles import style
 from posenc.learned import clamped_positions
-from posenc.rope_scaling import RopeScaling, rotary_embedding
+from posenc.rope_scaling import RopeScaling
 from posenc.runtime import machine_name, write_json
 
 ROWS = (
@@ -118,11 +118,7 @@ def position_losses(
     if clamp_to is not None:
         positions = clamped_positions(positions, clamp_to)
     if scaling is not None:
-        cfg = model.cfg
-        rope = rotary_embedding(
-            cfg.d_model // cfg.n_heads, scaling, max_position_embeddings=cfg.max_len
-        )
-        model = with_scheme(model, rope)
+        model = with_rope_scaling(model, scaling)
     total = torch.zeros(seq_len, dtype=torch.float64)
     for start in range(0, len(ids), batch):
         losses = model.token_losses(

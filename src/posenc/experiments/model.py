@@ -20,6 +20,7 @@ from posenc.attention import MultiHeadAttention, PositionScheme
 from posenc.learned import LearnedPositionalEmbedding
 from posenc.relative_bias import T5RelativeBias
 from posenc.rope import RotaryEmbedding
+from posenc.rope_scaling import RopeScaling, rotary_embedding
 from posenc.sinusoidal import SinusoidalPositionalEncoding
 
 SCHEMES = ("nope", "learned", "sinusoidal", "t5", "rope", "alibi")
@@ -120,3 +121,12 @@ def with_scheme(model: TinyLM, scheme: PositionScheme) -> TinyLM:
     for block in clone.blocks:
         block.attn.scheme = scheme
     return clone
+
+
+def with_rope_scaling(model: TinyLM, scaling: RopeScaling) -> TinyLM:
+    """A copy of a trained RoPE model whose rotary embedding follows a Hugging Face
+    ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings."""
+    cfg = model.cfg
+    head_dim = cfg.d_model // cfg.n_heads
+    rope = rotary_embedding(head_dim, scaling, max_position_embeddings=cfg.max_len)
+    return with_scheme(model, rope)

@@ -28,8 +28,8 @@ from posenc.experiments.extrapolation import (
     provenance,
     train,
 )
-from posenc.experiments.model import ModelConfig, with_scheme
-from posenc.rope_scaling import RopeScaling, rotary_embedding
+from posenc.experiments.model import ModelConfig, with_rope_scaling
+from posenc.rope_scaling import RopeScaling
 from posenc.runtime import write_json
 
 METHODS = ("rope", "linear", "ntk", "dynamic", "yarn", "llama3")
@@ -62,9 +62,7 @@ def ppl_without_finetuning(model, corpus, s: Settings) -> dict[str, dict[str, fl
 def finetune_curve(model, method: str, corpus, s: Settings, steps: int, eval_every: int, bar):
     """Fine-tune a copy of ``model`` at 2L with ``method`` (factor 2): {step: ppl at 2L}."""
     L = s.train_len
-    head_dim = model.cfg.d_model // model.cfg.n_heads
-    rope = rotary_embedding(head_dim, scaling_config(method, 2.0, L), max_position_embeddings=L)
-    tuned = with_scheme(model, rope).train()
+    tuned = with_rope_scaling(model, scaling_config(method, 2.0, L)).train()
     opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
     curve = {}
     batches = training_batches(corpus.train, s.batch, 2 * L, steps, seed=1)
