@@ -439,6 +439,9 @@ class MultiHeadAttention(nn.Module):
         batch, seq, d_model = x.shape
         if d_model != self.d_model:
             raise ValueError(f"x must have d_model={self.d_model} features, got {d_model}")
+        for name, t in (("positions", positions), ("key_padding_mask", key_padding_mask)):
+            if isinstance(t, Tensor) and t.dim() == 2 and t.shape[0] not in (1, batch):
+                raise ValueError(f"{name} must have batch size 1 or {batch}, got {t.shape[0]}")
         if positions is not None:
             _check_positions(positions, seq)
         q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
