@@ -148,6 +148,12 @@ def _qkv(*shape):
 
 
 BAD_ATTENTION_CALLS = [
+    (lambda: MultiHeadAttention(8, 4, ALiBi(1))(torch.randn(1, 3, 8)), ValueError, "num_heads=4"),
+    (
+        lambda: MultiHeadAttention(8, 4, T5RelativeBias(2))(torch.randn(1, 3, 8)),
+        ValueError,
+        "heads",
+    ),
     (
         lambda: MultiHeadAttention(8, 2)(torch.randn(2, 3, 8), torch.zeros(3, 3, dtype=torch.long)),
         ValueError,

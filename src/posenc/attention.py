@@ -450,6 +450,11 @@ class MultiHeadAttention(nn.Module):
         bias = self.scheme.bias(
             seq, seq, causal=self.causal, positions=positions, key_padding_mask=key_padding_mask
         )  # ([batch,] heads, seq, seq) with the mask folded in, or None
+        if bias is not None and bias.shape[-3] != self.num_heads:
+            raise ValueError(
+                f"the scheme's bias has {bias.shape[-3]} heads, this layer {self.num_heads}: "
+                f"build the scheme with num_heads={self.num_heads}"
+            )
         if bias is None:
             y = attention_sdpa(q, k, v, causal=self.causal, key_padding_mask=key_padding_mask)
         else:
