@@ -197,6 +197,15 @@ def visible_keys(
     return real if mask is None else mask & real  # (..., q_len, k_len)
 
 
+def drop_consecutive(positions: Tensor | None) -> Tensor | None:
+    """None for 1-D positions p₀, p₀ + 1, …: a relative bias sees only p_j − p_i = j − i there,
+    the slots' offsets, and can take the diagonal (Toeplitz) layout; else ``positions``."""
+    if isinstance(positions, Tensor) and positions.dim() == 1 and not positions.is_floating_point():
+        if bool((positions.diff() == 1).all()):
+            return None
+    return positions
+
+
 def toeplitz(vals: Tensor, q_len: int, k_len: int) -> Tensor:
     """B[..., i, j] = vals[..., j − i + q_len − 1] for vals (..., q_len + k_len − 1): a bias
     that depends on the offset j − i only, laid out along the diagonals.
