@@ -202,7 +202,10 @@ def test_diagonal_layout_matches_the_pairwise_formula(causal, q_len, k_len, offs
     expected = brute_alibi(alibi_slopes(3).tolist(), query, keys, allowed, causal)
     ours = alibi_bias(3, q_len, k_len, causal=causal, offset=offset)
     torch.testing.assert_close(ours, expected)
-    general = alibi_bias(
-        3, q_len, k_len, causal=causal, offset=offset, positions=torch.arange(k_len)
+    consecutive = alibi_bias(
+        3, q_len, k_len, causal=causal, offset=offset, positions=torch.arange(k_len) + 5
     )
-    torch.testing.assert_close(general, expected)
+    torch.testing.assert_close(consecutive, expected)  # a shift of every position changes nothing
+    batched = torch.arange(k_len)[None]  # (1, k_len): the general path, not the diagonals
+    general = alibi_bias(3, q_len, k_len, causal=causal, offset=offset, positions=batched)
+    torch.testing.assert_close(general[0], expected)

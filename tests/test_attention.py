@@ -148,6 +148,22 @@ def _qkv(*shape):
 
 
 BAD_ATTENTION_CALLS = [
+    (lambda: MultiHeadAttention(8, 4, ALiBi(1))(torch.randn(1, 3, 8)), ValueError, "num_heads=4"),
+    (
+        lambda: MultiHeadAttention(8, 4, T5RelativeBias(2))(torch.randn(1, 3, 8)),
+        ValueError,
+        "heads",
+    ),
+    (
+        lambda: MultiHeadAttention(8, 2)(torch.randn(2, 3, 8), torch.zeros(3, 3, dtype=torch.long)),
+        ValueError,
+        "batch size",
+    ),
+    (
+        lambda: MultiHeadAttention(8, 2)(torch.randn(2, 3, 8), key_padding_mask=[[1, 1, 1]]),
+        TypeError,
+        "key_padding_mask",
+    ),
     (lambda: self_attention(torch.randn(3, 4), *torch.randn(3, 5, 2)), ValueError, "w_q"),
     (lambda: self_attention(torch.randn(3, 4), *torch.randn(3, 4, 2).long()), TypeError, "w_q"),
     (lambda: self_attention(torch.ones(3, 4).long(), *torch.randn(3, 4, 2)), TypeError, "x"),

@@ -123,6 +123,17 @@ def test_toeplitz_bias_matches_the_pairwise_rule(bidirectional, causal, q_len, k
         offset=offset,
     )
     assert ours.dtype == torch.float64 and torch.equal(ours, expected)
+    gathered = relative_bias_matrix(
+        table,
+        q_len,
+        k_len,
+        bidirectional=bidirectional,
+        max_distance=20,
+        causal=causal,
+        offset=offset,
+        positions=torch.arange(k_len)[None],  # batched: the general path
+    )
+    assert torch.equal(gathered[0], expected)
 
 
 def test_static_cache_offset_is_not_the_end():

@@ -30,6 +30,7 @@ from posenc.attention import (
     check_float_tensor,
     check_int,
     check_lengths,
+    drop_consecutive,
     offset_grid,
     toeplitz,
     visible_keys,
@@ -88,7 +89,7 @@ def bias_from_slopes(
         positions=positions,
         key_padding_mask=key_padding_mask,
     )
-    if positions is None and key_padding_mask is None:
+    if drop_consecutive(positions) is None and key_padding_mask is None:
         return _toeplitz_bias(slopes, q_len, k_len, offset, causal, shape)
     grid = offset_grid(q_len, k_len, offset=offset, positions=positions, device=slopes.device)
     work = torch.promote_types(slopes.dtype, torch.float32)  # distances exact in fp16/bf16 too

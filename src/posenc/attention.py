@@ -197,6 +197,15 @@ def visible_keys(
     return real if mask is None else mask & real  # (..., q_len, k_len)
 
 
+def drop_consecutive(positions: Tensor | None) -> Tensor | None:
+    """None for 1-D positions p₀, p₀ + 1, …: a relative bias sees only p_j − p_i = j − i there,
+    the slots' offsets, and can take the diagonal (Toeplitz) layout; else ``positions``."""
+    if isinstance(positions, Tensor) and positions.dim() == 1 and not positions.is_floating_point():
+        if bool((positions.diff() == 1).all()):
+            return None
+    return positions
+
+
 def toeplitz(vals: Tensor, q_len: int, k_len: int) -> Tensor:
     """B[..., i, j] = vals[..., j − i + q_len − 1] for vals (..., q_len + k_len − 1): a bias
     that depends on the offset j − i only, laid out along the diagonals.
@@ -439,6 +448,9 @@ class MultiHeadAttention(nn.Module):
         batch, seq, d_model = x.shape
         if d_model != self.d_model:
             raise ValueError(f"x must have d_model={self.d_model} features, got {d_model}")
+        for name, t in (("positions", positions), ("key_padding_mask", key_padding_mask)):
+            if isinstance(t, Tensor) and t.dim() == 2 and t.shape[0] not in (1, batch):
+                raise ValueError(f"{name} must have batch size 1 or {batch}, got {t.shape[0]}")
         if positions is not None:
             _check_positions(positions, seq)
         q, k, v = self.qkv(x).view(batch, seq, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
@@ -447,6 +459,11 @@ class MultiHeadAttention(nn.Module):
         bias = self.scheme.bias(
             seq, seq, causal=self.causal, positions=positions, key_padding_mask=key_padding_mask
         )  # ([batch,] heads, seq, seq) with the mask folded in, or None
+        if bias is not None and bias.shape[-3] != self.num_heads:
+            raise ValueError(
+                f"the scheme's bias has {bias.shape[-3]} heads, this layer {self.num_heads}: "
+                f"build the scheme with num_heads={self.num_heads}"
+            )
         if bias is None:
             y = attention_sdpa(q, k, v, causal=self.causal, key_padding_mask=key_padding_mask)
         else:

@@ -30,6 +30,7 @@ from posenc.attention import (
     check_float_tensor,
     check_int,
     check_lengths,
+    drop_consecutive,
     offset_grid,
     toeplitz,
     visible_keys,
@@ -181,7 +182,7 @@ def relative_bias_matrix(
     )
     if q_len == 0 or k_len == 0:
         return bias_table.new_zeros(shape)
-    if positions is not None or key_padding_mask is not None:
+    if drop_consecutive(positions) is not None or key_padding_mask is not None:
         device = bias_table.device
         grid = offset_grid(q_len, k_len, offset=offset, positions=positions, device=device)
         hidden = visible_keys(
