@@ -29,7 +29,10 @@ whatever the order of the operations. The exercises need:
 * softmax attention: an error δ in a score moves the output by at most about δ·max|v|, and
   the weighted sum of k_len values adds k_len·u·max|v|: M = max|v|·(1 + k_len + |score|-path
   of the line above).
-* an output in a narrower dtype (bfloat16, float16) adds its own rounding: SLACK·u_out·max|y|.
+* an output in a narrower dtype (bfloat16, float16) adds its own rounding, done at most four
+  times on values no larger than the largest |y| (cast cos and sin, two products, one sum):
+  OUTPUT_ROUNDINGS·u_out·max|y| with OUTPUT_ROUNDINGS = 4 (no slack on top: with
+  u_out = 2⁻⁸ a slack of 32 would forgive an error of a quarter of |y|).
 
 A correct implementation needs at most ~17 of the 32 units, so the slack of 32 leaves every
 order of operations a factor of two to spare. The known precision mistakes break this bound
@@ -72,6 +75,7 @@ PASS, FAIL = "✔", "✘"
 GRADE_LOG_ENV = "POSENC_GRADE_LOG"  # where check() also appends its result (for `make grade`)
 ATOL, RTOL = 1e-5, 1e-4  # for the few values compared with no magnitude model (properties)
 SLACK = 32  # the tolerance rule: allowed = SLACK · u · M (see the module docstring)
+OUTPUT_ROUNDINGS = 4  # a narrow output dtype adds ≤ 4 roundings of max|y|
 UNIT_ROUNDOFF = {
     torch.float64: 2.0**-53,
     torch.float32: 2.0**-24,
@@ -560,6 +564,12 @@ def allowed_error(magnitude: Any, dtype: torch.dtype = torch.float32) -> Any:
     """SLACK · u(dtype) · M: the error any correct ``dtype`` computation of magnitude M stays
     within, whatever its order of operations. ``magnitude`` may be a number or a tensor."""
     return SLACK * UNIT_ROUNDOFF[dtype] * magnitude
+
+
+def output_rounding(largest: float, dtype: torch.dtype) -> float:
+    """OUTPUT_ROUNDINGS · u(dtype) · max|y|: what returning ``dtype`` (bfloat16, float16) adds
+    to ``allowed_error`` of the float32 computation (module docstring)."""
+    return OUTPUT_ROUNDINGS * UNIT_ROUNDOFF[dtype] * largest
 
 
 def worst_error(

@@ -16,6 +16,7 @@ from posenc.grading.core import (
     call,
     exercise,
     expect_close,
+    output_rounding,
     randn,
 )
 
@@ -68,10 +69,11 @@ def rope_truth(x, positions, base=10000.0, layout="half") -> torch.Tensor:
 
 
 def rope_allowed(x: torch.Tensor, positions: torch.Tensor) -> float:
-    """The rule for a rotation: SLACK·u·(1 + max angle)·max|x|, plus x's dtype's rounding."""
+    """The rule for a rotation: SLACK·u·(1 + max angle)·max|x|, plus the rounding of x's
+    dtype on |y| ≤ |x1| + |x2| ≤ 2·max|x|."""
     big = x.detach().double().abs().max().item()
     angle = positions.double().abs().max().item()  # θ_0 = 1 is the fastest pair
-    extra = allowed_error(2 * big, x.dtype) if x.dtype != torch.float32 else 0.0
+    extra = output_rounding(2 * big, x.dtype) if x.dtype != torch.float32 else 0.0
     return allowed_error((1 + angle) * big) + extra
 
 

@@ -12,6 +12,7 @@ from posenc.grading.core import (
     call,
     exercise,
     expect_close,
+    output_rounding,
     randn,
 )
 from posenc.rope import rope_cos_sin
@@ -152,7 +153,7 @@ def _cached_case(label, seed, shape, start=0, dtype=torch.float32) -> Case:
         big = x.double().abs().max().item()
         allowed = allowed_error(2 * big)  # two products and a sum of terms ≤ |x|
         if dtype != torch.float32:
-            allowed += allowed_error(2 * big, dtype)  # the output's own rounding
+            allowed += output_rounding(2 * big, dtype)  # the output's own rounding
         if isinstance(out, torch.Tensor) and out.dtype != dtype:
             raise Mismatch(
                 f"{label}: returned {out.dtype} for {dtype} input; keep x's dtype", specific=True
