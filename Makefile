@@ -32,9 +32,7 @@ $(STAMP):
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) --notebook-dir=$(CURDIR) notebooks/00_attention_has_no_order.ipynb
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+test: lint
 	$(VENV)/bin/pytest tests solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=120 -p no:cacheprovider
 
 notebooks: $(STAMP)
@@ -46,13 +44,16 @@ solutions: $(STAMP)
 grade: $(STAMP)
 	$(PY) -m posenc.grading --exit-zero notebooks
 
+# The lesson code in solutions/ is linted like the library (ruff reads notebooks).
+LINTED := src tests solutions
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
