@@ -78,3 +78,14 @@ def test_the_rooms_exist_and_every_module_sits_in_one():
     assert not top & {"model", "data", "bench", "viz", "doctor", "warm_kernels", "cli"}, top
     for room in ROOMS:
         assert (SRC / "posenc" / room / "__init__.py").is_file(), room
+
+
+def test_no_library_function_is_longer_than_sixty_lines():
+    too_long = []
+    for path in sorted((SRC / "posenc").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    too_long.append(f"{_module_name(path)}.{node.name}: {length} lines")
+    assert not too_long, "split these:\n" + "\n".join(too_long)
