@@ -32,6 +32,7 @@ class ModelConfig:
     n_layers: int = 2
     n_heads: int = 4
     max_len: int = 32  # the training length: the learned table's rows, T5's max_distance
+    rope_base: float = 10000.0  # RoPE's base (rope and rope_logn)
 
 
 def make_scheme(cfg: ModelConfig) -> PositionScheme:
@@ -54,7 +55,7 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
             zero_init=True,
         )
     if cfg.scheme == "rope":
-        return RotaryEmbedding(head_dim)
+        return RotaryEmbedding(head_dim, cfg.rope_base)
     if cfg.scheme == "alibi":
         return ALiBi(cfg.n_heads)
     raise ValueError(f"scheme must be one of {SCHEMES}, got {cfg.scheme!r}")
