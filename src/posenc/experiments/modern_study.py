@@ -70,18 +70,18 @@ class Settings:
 
 
 QUICK = dict(
-    train_len=8,
-    steps=5,
+    train_len=4,
+    steps=3,
     batch=4,
     d_model=16,
     n_heads=2,
     rope_base=10000.0,
     sinks=2,
     stream_seqs=1,
-    eval_tokens=128,
+    eval_tokens=64,
     train_bytes=20_000,
     held_out_bytes=4_000,
-    seeds=[0, 1, 2],
+    seeds=[0, 1],
 )
 
 
