@@ -12,7 +12,14 @@ from grader_helpers import assert_accepted, assert_rejected
 from solution_code import solution_namespace
 
 from posenc.grading import EXERCISES
-from posenc.grading.nb10_modern import OFF_LIMITS, mla64, mrope64, mrope_ids64, partial_rope64
+from posenc.grading.nb10_modern import (
+    DRILLS_FOR_09,
+    OFF_LIMITS,
+    mla64,
+    mrope64,
+    mrope_ids64,
+    partial_rope64,
+)
 
 NB = SOLUTIONS / "10_positions_in_todays_models.ipynb"
 
@@ -360,11 +367,12 @@ def test_off_limits_name_real_objects_of_registered_exercises():
             assert hasattr(importlib.import_module(module), attr), path
 
 
-def test_drills_are_listed_under_notebook_09():
-    assert EXERCISES["drill_apply_partial_rope"] == "09_interview_drill"
-    assert EXERCISES["drill_mrope_position_ids"] == "09_interview_drill"
-    assert_accepted("drill_apply_partial_rope", partial_hf)
-    assert_rejected("drill_mrope_position_ids", _wrong_ids("late", resume="plus_one"), "late")
+def test_drills_for_09_reuse_registered_exercises():
+    from posenc.grading.core import REGISTRY
+
+    for drill, source in DRILLS_FOR_09.items():
+        assert drill.startswith("drill_") and source in REGISTRY
+        assert EXERCISES[source] == "10_positions_in_todays_models"
 
 
 def test_solution_answers_pass():

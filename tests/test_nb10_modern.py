@@ -126,8 +126,8 @@ def test_rolling_cache_without_eviction_equals_one_forward(tiny_rope_model):
 
 
 def test_window_positions_do_not_matter_to_rope_but_sink_positions_do(tiny_rope_model):
-    ids = torch.randint(0, 256, (2, 20))
-    targets = torch.randint(0, 256, (2, 20))
+    ids = torch.randint(0, 256, (1, 14))
+    targets = torch.randint(0, 256, (1, 14))
     kw = dict(cache_size=6)
     a = stream_losses(tiny_rope_model, ids, targets, sinks=0, reassign=True, **kw)
     b = stream_losses(tiny_rope_model, ids, targets, sinks=0, reassign=False, **kw)
