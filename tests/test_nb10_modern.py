@@ -1,7 +1,9 @@
 """Notebook 10's library: M-RoPE against Hugging Face's Qwen2-VL, MLA absorption, GLM's 2-D
 positions, logN scaling, the rolling KV cache, and the quick study."""
 
+import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +18,7 @@ from posenc.mla import mla_scores_absorbed, mla_scores_decompressed, rope_on_con
 from posenc.mrope import apply_axial_rope, apply_mrope, axial_grid_ids, mrope_position_ids
 from posenc.rope import RotaryEmbedding, apply_rope
 
+ROOT = Path(__file__).resolve().parent.parent
 SEGMENTS = [("text", 3), ("image", (2, 4)), ("text", 2), ("image", (3, 3)), ("text", 1)]
 
 
@@ -153,3 +156,11 @@ def test_quick_study_has_every_row_and_seed():
     for cell in results["stream_ppl"]["window"].values():
         assert cell["spread"] >= 0 and math.isfinite(cell["mean"])
     assert set(results["logn"]) == {"plain", "logn"}
+
+
+def test_committed_family_table_matches_installed_transformers():
+    pytest.importorskip("transformers")
+    from posenc.model_families import who_uses_what
+
+    committed = json.loads((ROOT / "results" / "modern_families.json").read_text())
+    assert committed["rows"] == who_uses_what()
