@@ -156,6 +156,7 @@ def test_quick_study_has_every_row_and_seed():
     for cell in results["stream_ppl"]["window"].values():
         assert cell["spread"] >= 0 and math.isfinite(cell["mean"])
     assert set(results["logn"]) == {"plain", "logn"}
+    assert set(results["nope_layers"]) == {"rope", "rope_nope4"}
 
 
 def test_committed_family_table_matches_installed_transformers():
@@ -164,3 +165,14 @@ def test_committed_family_table_matches_installed_transformers():
 
     committed = json.loads((ROOT / "results" / "modern_families.json").read_text())
     assert committed["rows"] == who_uses_what()
+
+
+def test_nope_every_fourth_layer_drops_positions_there_only():
+    torch.manual_seed(0)
+    model = TinyLM(ModelConfig(scheme="rope", d_model=16, n_layers=8, n_heads=2, nope_every=4))
+    kinds = [type(b.attn.scheme).__name__ for b in model.blocks]
+    assert kinds == ["RotaryEmbedding"] * 3 + ["PositionScheme"] + ["RotaryEmbedding"] * 3 + [
+        "PositionScheme"
+    ]
+    plain = TinyLM(ModelConfig(scheme="rope", d_model=16, n_layers=4, n_heads=2))
+    assert all(b.attn.scheme is plain.scheme for b in plain.blocks)

@@ -32,7 +32,8 @@ class ModelConfig:
     n_layers: int = 2
     n_heads: int = 4
     max_len: int = 32  # the training length: the learned table's rows, T5's max_distance
-    rope_base: float = 10000.0  # RoPE's base (rope and rope_logn)
+    rope_base: float = 10000.0  # RoPE's base
+    nope_every: int = 0  # > 0: every nope_every-th layer attends with no positions (Llama 4)
 
 
 def make_scheme(cfg: ModelConfig) -> PositionScheme:
@@ -83,9 +84,14 @@ class TinyLM(nn.Module):
         self.cfg = cfg
         self.scheme = make_scheme(cfg)
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg, self.scheme) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, self.layer_scheme(i)) for i in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def layer_scheme(self, layer: int) -> PositionScheme:
+        """The scheme of layer ``layer`` (0-based): none in every ``nope_every``-th layer."""
+        every = self.cfg.nope_every
+        return PositionScheme() if every and (layer + 1) % every == 0 else self.scheme
 
     def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
         """ids: (batch, seq) -> logits (batch, seq, vocab). ``positions`` default 0 … seq − 1."""

@@ -10,7 +10,9 @@ For each seed, one RoPE model is trained at length L (notebook 06's training loo
   the cache (StreamingLLM), 4 sinks at their original positions; beside one forward over the
   whole stream (dense) and the sliding window re-computed for every token (exact, slow);
 * **logN**: perplexity at L, 2L, 4L, 8L and the mean attention entropy of the queries in
-  each position bucket, with and without the query scaled by max(1, log(m + 1) / log L).
+  each position bucket, with and without the query scaled by max(1, log(m + 1) / log L);
+* **NoPE layers**: a 4-layer RoPE model beside the same model with no positions in its 4th
+  layer (Llama 4's interleaving), perplexity at L … 8L.
 
 Mean ± spread (half the range) over seeds. The RoPE base is chosen so that the share of
 pairs whose wavelength exceeds L is close to Llama 2's at 4K (18 of 64 pairs).
@@ -31,7 +33,7 @@ import torch
 from posenc.attention import PositionScheme, attention_weights
 from posenc.experiments.data import evaluation_windows, load_corpus
 from posenc.experiments.extrapolation import Settings as TrainSettings
-from posenc.experiments.extrapolation import corpus_summary, provenance, train
+from posenc.experiments.extrapolation import corpus_summary, position_losses, provenance, train
 from posenc.experiments.model import ModelConfig, TinyLM
 from posenc.experiments.streaming import dense_losses, recompute_losses, stream_losses
 from posenc.logn_scaling import LogNScaled
@@ -62,6 +64,7 @@ class Settings:
     n_heads: int = 4
     rope_base: float = 10.0  # head_dim 16, L = 32: 2 of 8 pairs never turn (Llama 2: 18 of 64)
     sinks: int = 4
+    nope_layers: int = 4  # depth of the two models of the NoPE-layer comparison
     stream_seqs: int = 8  # held-out streams of 8L bytes each
     eval_tokens: int = 2048
     train_bytes: int = 1_000_000
@@ -176,17 +179,33 @@ def logn_rows(model: TinyLM, corpus, s: Settings) -> dict[str, dict]:
     return out
 
 
-def one_seed(seed: int, corpus, s: Settings, bar=None) -> dict:
-    cfg = ModelConfig(
+def rope_config(s: Settings, n_layers: int, nope_every: int = 0) -> ModelConfig:
+    return ModelConfig(
         scheme="rope",
         d_model=s.d_model,
-        n_layers=s.n_layers,
+        n_layers=n_layers,
         n_heads=s.n_heads,
         max_len=s.train_len,
         rope_base=s.rope_base,
+        nope_every=nope_every,
     )
+
+
+def nope_layer_rows(seed: int, corpus, s: Settings, bar=None) -> dict[str, dict]:
+    """{rope|rope_nope4: {E: perplexity}} for two models of depth s.nope_layers."""
     ts = TrainSettings(train_len=s.train_len, steps=s.steps, batch=s.batch, lr=s.lr)
-    model = train(cfg, corpus, ts, seed, bar)
+    out: dict[str, dict] = {}
+    for name, every in (("rope", 0), ("rope_nope4", 4)):
+        model = train(rope_config(s, s.nope_layers, every), corpus, ts, seed, bar)
+        for E in (m * s.train_len for m in MULTIPLES):
+            losses = position_losses(model, corpus, E, s.eval_tokens)
+            out.setdefault(name, {})[str(E)] = math.exp(losses.double().mean().item())
+    return out
+
+
+def one_seed(seed: int, corpus, s: Settings, bar=None) -> dict:
+    ts = TrainSettings(train_len=s.train_len, steps=s.steps, batch=s.batch, lr=s.lr)
+    model = train(rope_config(s, s.n_layers), corpus, ts, seed, bar)
     stream_len = max(MULTIPLES) * s.train_len
     ids, targets = evaluation_windows(corpus.held_out, stream_len, s.stream_seqs * stream_len)
     curves = streaming_rows(model, ids, targets, s)
@@ -194,6 +213,7 @@ def one_seed(seed: int, corpus, s: Settings, bar=None) -> dict:
         "stream_curve": {k: v.tolist() for k, v in curves.items()},
         "stream_ppl": {k: bucket_means(v, s.train_len) for k, v in curves.items()},
         "logn": logn_rows(model, corpus, s),
+        "nope_layers": nope_layer_rows(seed, corpus, s, bar),
     }
 
 
@@ -222,7 +242,11 @@ def summarise(per_seed: list[dict]) -> dict:
         }
         for name, by_len in first["logn"].items()
     }
-    return {"stream_ppl": stream, "logn": logn}
+    nope = {
+        name: {E: spread([r["nope_layers"][name][E] for r in per_seed]) for E in by_len}
+        for name, by_len in first["nope_layers"].items()
+    }
+    return {"stream_ppl": stream, "logn": logn, "nope_layers": nope}
 
 
 def run_study(s: Settings, *, show_progress: bool = True) -> dict:
@@ -232,7 +256,8 @@ def run_study(s: Settings, *, show_progress: bool = True) -> dict:
     corpus = load_corpus(None, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
     head_dim = s.d_model // s.n_heads
     per_seed = []
-    with tqdm(total=len(s.seeds) * s.steps, disable=not show_progress, unit="step") as bar:
+    total = 3 * len(s.seeds) * s.steps  # three models per seed
+    with tqdm(total=total, disable=not show_progress, unit="step") as bar:
         for seed in s.seeds:
             per_seed.append(one_seed(seed, corpus, s, bar))
     return {
