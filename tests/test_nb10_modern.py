@@ -157,6 +157,7 @@ def test_quick_study_has_every_row_and_seed():
         assert cell["spread"] >= 0 and math.isfinite(cell["mean"])
     assert set(results["logn"]) == {"plain", "logn"}
     assert set(results["nope_layers"]) == {"rope", "rope_nope4"}
+    assert set(results["xpos"]) == {"rope", "xpos"}
 
 
 def test_committed_family_table_matches_installed_transformers():
@@ -176,3 +177,26 @@ def test_nope_every_fourth_layer_drops_positions_there_only():
     ]
     plain = TinyLM(ModelConfig(scheme="rope", d_model=16, n_layers=4, n_heads=2))
     assert all(b.attn.scheme is plain.scheme for b in plain.blocks)
+
+
+def test_xpos_multiplies_rope_scores_by_a_relative_decay():
+    from posenc.xpos import XPos
+
+    q, k = torch.randn(1, 1, 1, 2), torch.randn(1, 1, 1, 2)
+    zeta = 0.8 / 2.8  # the one pair of a 2-dim head: (0 + 0.4·2) / (1.4·2)
+
+    def score(scheme, m, n):
+        positions = torch.tensor([n, m]) if m > n else torch.tensor([m, n])
+        qq, kk = q.expand(1, 1, 2, 2), k.expand(1, 1, 2, 2)
+        rq, rk = scheme.rotate(qq.clone(), kk.clone(), positions)
+        i, j = (1, 0) if m > n else (0, 1)
+        return (rq[0, 0, i] @ rk[0, 0, j]).item()
+
+    rope, xpos = RotaryEmbedding(2), XPos(2, scale_base=8.0)
+    for m, n in [(5, 2), (40, 37), (90, 10)]:
+        expected = score(rope, m, n) * zeta ** ((m - n) / 8.0)
+        assert math.isclose(score(xpos, m, n), expected, rel_tol=1e-4, abs_tol=1e-6)
+    model = TinyLM(ModelConfig(scheme="xpos", d_model=16, n_heads=2))
+    assert type(model.scheme).__name__ == "XPos"
+    with pytest.raises(ValueError, match="xpos"):
+        TinyLM(ModelConfig(scheme="xposs"))

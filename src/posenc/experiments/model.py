@@ -20,8 +20,10 @@ from posenc.learned import LearnedPositionalEmbedding
 from posenc.relative_bias import T5RelativeBias
 from posenc.rope import RotaryEmbedding
 from posenc.sinusoidal import SinusoidalPositionalEncoding
+from posenc.xpos import XPos
 
 SCHEMES = ("nope", "learned", "sinusoidal", "t5", "rope", "alibi")
+EXTRA_SCHEMES = ("xpos",)  # notebook 10's variants, not in notebook 06's study
 
 
 @dataclass
@@ -59,7 +61,9 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
         return RotaryEmbedding(head_dim, cfg.rope_base)
     if cfg.scheme == "alibi":
         return ALiBi(cfg.n_heads)
-    raise ValueError(f"scheme must be one of {SCHEMES}, got {cfg.scheme!r}")
+    if cfg.scheme == "xpos":
+        return XPos(head_dim, cfg.rope_base)
+    raise ValueError(f"scheme must be one of {SCHEMES + EXTRA_SCHEMES}, got {cfg.scheme!r}")
 
 
 class Block(nn.Module):

@@ -11,6 +11,7 @@ For each seed, one RoPE model is trained at length L (notebook 06's training loo
   whole stream (dense) and the sliding window re-computed for every token (exact, slow);
 * **logN**: perplexity at L, 2L, 4L, 8L and the mean attention entropy of the queries in
   each position bucket, with and without the query scaled by max(1, log(m + 1) / log L);
+* **xPos**: the same 2-layer model with xPos instead of RoPE, perplexity at L … 8L beside RoPE;
 * **NoPE layers**: a 4-layer RoPE model beside the same model with no positions in its 4th
   layer (Llama 4's interleaving), perplexity at L … 8L.
 
@@ -179,9 +180,11 @@ def logn_rows(model: TinyLM, corpus, s: Settings) -> dict[str, dict]:
     return out
 
 
-def rope_config(s: Settings, n_layers: int, nope_every: int = 0) -> ModelConfig:
+def rope_config(
+    s: Settings, n_layers: int, nope_every: int = 0, scheme: str = "rope"
+) -> ModelConfig:
     return ModelConfig(
-        scheme="rope",
+        scheme=scheme,
         d_model=s.d_model,
         n_layers=n_layers,
         n_heads=s.n_heads,
@@ -203,6 +206,14 @@ def nope_layer_rows(seed: int, corpus, s: Settings, bar=None) -> dict[str, dict]
     return out
 
 
+def length_ppl(model: TinyLM, corpus, s: Settings) -> dict[str, float]:
+    """Perplexity at L, 2L, 4L, 8L over the same held-out bytes."""
+    return {
+        str(E): math.exp(position_losses(model, corpus, E, s.eval_tokens).double().mean().item())
+        for E in (m * s.train_len for m in MULTIPLES)
+    }
+
+
 def one_seed(seed: int, corpus, s: Settings, bar=None) -> dict:
     ts = TrainSettings(train_len=s.train_len, steps=s.steps, batch=s.batch, lr=s.lr)
     model = train(rope_config(s, s.n_layers), corpus, ts, seed, bar)
@@ -214,6 +225,12 @@ def one_seed(seed: int, corpus, s: Settings, bar=None) -> dict:
         "stream_ppl": {k: bucket_means(v, s.train_len) for k, v in curves.items()},
         "logn": logn_rows(model, corpus, s),
         "nope_layers": nope_layer_rows(seed, corpus, s, bar),
+        "xpos": {
+            "rope": length_ppl(model, corpus, s),
+            "xpos": length_ppl(
+                train(rope_config(s, s.n_layers, 0, "xpos"), corpus, ts, seed, bar), corpus, s
+            ),
+        },
     }
 
 
@@ -246,7 +263,11 @@ def summarise(per_seed: list[dict]) -> dict:
         name: {E: spread([r["nope_layers"][name][E] for r in per_seed]) for E in by_len}
         for name, by_len in first["nope_layers"].items()
     }
-    return {"stream_ppl": stream, "logn": logn, "nope_layers": nope}
+    xpos = {
+        name: {E: spread([r["xpos"][name][E] for r in per_seed]) for E in by_len}
+        for name, by_len in first["xpos"].items()
+    }
+    return {"stream_ppl": stream, "logn": logn, "nope_layers": nope, "xpos": xpos}
 
 
 def run_study(s: Settings, *, show_progress: bool = True) -> dict:
@@ -256,7 +277,7 @@ def run_study(s: Settings, *, show_progress: bool = True) -> dict:
     corpus = load_corpus(None, train_bytes=s.train_bytes, held_out_bytes=s.held_out_bytes)
     head_dim = s.d_model // s.n_heads
     per_seed = []
-    total = 3 * len(s.seeds) * s.steps  # three models per seed
+    total = 4 * len(s.seeds) * s.steps  # four models per seed
     with tqdm(total=total, disable=not show_progress, unit="step") as bar:
         for seed in s.seeds:
             per_seed.append(one_seed(seed, corpus, s, bar))
