@@ -22,8 +22,10 @@ from posenc.relative_bias import T5RelativeBias
 from posenc.rope import RotaryEmbedding
 from posenc.rope_scaling import RopeScaling, rotary_embedding
 from posenc.sinusoidal import SinusoidalPositionalEncoding
+from posenc.xpos import XPos
 
 SCHEMES = ("nope", "learned", "sinusoidal", "t5", "rope", "alibi")
+EXTRA_SCHEMES = ("xpos",)  # notebook 10's variants, not in notebook 06's study
 
 # T5 (Raffel et al., 2020; T5Config's defaults) uses 32 buckets up to max_distance 128: in its
 # decoder, distances 0 … 15 get a bucket each and 16 … 128 share 16 log-spaced ones. Our decoder
@@ -41,6 +43,8 @@ class ModelConfig:
     n_layers: int = 2
     n_heads: int = 4
     max_len: int = 32  # the training length: the learned table's rows, T5's max_distance
+    rope_base: float = 10000.0  # RoPE's base
+    nope_every: int = 0  # > 0: every nope_every-th layer attends with no positions (Llama 4)
 
 
 def make_scheme(cfg: ModelConfig) -> PositionScheme:
@@ -63,10 +67,12 @@ def make_scheme(cfg: ModelConfig) -> PositionScheme:
             zero_init=True,
         )
     if cfg.scheme == "rope":
-        return RotaryEmbedding(head_dim)
+        return RotaryEmbedding(head_dim, cfg.rope_base)
     if cfg.scheme == "alibi":
         return ALiBi(cfg.n_heads)
-    raise ValueError(f"scheme must be one of {SCHEMES}, got {cfg.scheme!r}")
+    if cfg.scheme == "xpos":
+        return XPos(head_dim, cfg.rope_base)
+    raise ValueError(f"scheme must be one of {SCHEMES + EXTRA_SCHEMES}, got {cfg.scheme!r}")
 
 
 class Block(nn.Module):
@@ -91,9 +97,14 @@ class TinyLM(nn.Module):
         self.cfg = cfg
         self.scheme = make_scheme(cfg)
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg, self.scheme) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg, self.layer_scheme(i)) for i in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+
+    def layer_scheme(self, layer: int) -> PositionScheme:
+        """The scheme of layer ``layer`` (0-based): none in every ``nope_every``-th layer."""
+        every = self.cfg.nope_every
+        return PositionScheme() if every and (layer + 1) % every == 0 else self.scheme
 
     def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
         """ids: (batch, seq) -> logits (batch, seq, vocab). ``positions`` default 0 … seq − 1."""

@@ -27,6 +27,7 @@ GRADER_MODULES = (
     "nb07_costs",
     "nb08_rope_scaling",
     "nb09_interview",
+    "nb10_modern",
 )
 __all__ = ["EXERCISES", "CheckFailed", "CheckResult", "check", "run_cases"]
 
