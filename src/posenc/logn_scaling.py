@@ -45,5 +45,5 @@ class LogNScaled(PositionScheme):
         q_pos = positions[..., positions.shape[-1] - q.shape[-2] :]  # the queries' positions
         return q * logn_factors(q_pos, self.train_len).to(q.dtype)[:, None], k
 
-    def bias(self, q_len: int, k_len: int) -> Tensor | None:
-        return self.inner.bias(q_len, k_len)
+    def bias(self, q_len: int, k_len: int, **where) -> Tensor | None:
+        return self.inner.bias(q_len, k_len, **where)  # where: causal, offset, positions, …

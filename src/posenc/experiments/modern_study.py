@@ -113,8 +113,8 @@ class EntropyProbe(PositionScheme):
         self.first_key.append(w[..., 0].mean(dim=(0, 1)))  # (seq,): weight on key 0
         return q, k
 
-    def bias(self, q_len, k_len):
-        return self.inner.bias(q_len, k_len)
+    def bias(self, q_len, k_len, **where):
+        return self.inner.bias(q_len, k_len, **where)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Every truth here is computed in float64 by the small helpers below, independently of the
 library's answers (``posenc.rope``, ``posenc.mrope``, ``posenc.mla``), which the learner may
-not call: see :data:`OFF_LIMITS`.
+not call: see :data:`OFF_LIMITS`, registered with each exercise.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _pass_through_case() -> Case:
     return Case(label, run)
 
 
-@exercise("apply_partial_rope", NOTEBOOK)
+@exercise("apply_partial_rope", NOTEBOOK, OFF_LIMITS["apply_partial_rope"])
 def apply_partial_rope_cases() -> list[Case]:
     pos = torch.arange
     return [
@@ -208,7 +208,7 @@ def _ids_case(label, segments) -> Case:
     return Case(label, run)
 
 
-@exercise("mrope_position_ids", NOTEBOOK)
+@exercise("mrope_position_ids", NOTEBOOK, OFF_LIMITS["mrope_position_ids"])
 def mrope_position_ids_cases() -> list[Case]:
     return [
         _ids_case("text only (5 tokens)", [("text", 5)]),
@@ -274,7 +274,7 @@ def _text_is_rope_case() -> Case:
     return Case(label, run)
 
 
-@exercise("apply_mrope", NOTEBOOK)
+@exercise("apply_mrope", NOTEBOOK, OFF_LIMITS["apply_mrope"])
 def apply_mrope_cases() -> list[Case]:
     mixed = [("text", 3), ("image", (3, 2)), ("text", 4)]
     return [
@@ -340,7 +340,7 @@ def _mla_case(label, seed, heads, seq, d_nope, d_rope, d_c, start=0) -> Case:
     return Case(label, run)
 
 
-@exercise("mla_scores_absorbed", NOTEBOOK)
+@exercise("mla_scores_absorbed", NOTEBOOK, OFF_LIMITS["mla_scores_absorbed"])
 def mla_scores_absorbed_cases() -> list[Case]:
     return [
         _mla_case("1 head, seq 4, d_nope 8, d_rope 4, d_c 6", 1, 1, 4, 8, 4, 6),
