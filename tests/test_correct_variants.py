@@ -9,6 +9,7 @@ Python loops would write them (tests/correct_variants_a.py, _b.py: none imports 
 import correct_variants_a as a
 import correct_variants_b as b
 import pytest
+import test_graders_10 as nb10
 
 from posenc.grading import EXERCISES, run_cases
 from posenc.grading.nb09_interview import DRILLS
@@ -56,6 +57,12 @@ VARIANTS = {
     "yarn_frequencies": [b.yarn_authors, b.yarn_numpy, b.yarn_wavelengths],
     "llama3_frequencies": [b.llama3_meta, b.llama3_hf, b.llama3_numpy],
 }
+VARIANTS.update(  # notebook 10's, written beside its wrong-answer tests
+    apply_partial_rope=[nb10.partial_hf, nb10.partial_neox, nb10.partial_complex],
+    mrope_position_ids=[nb10.ids_loop, nb10.ids_meshgrid, nb10.ids_numpy],
+    apply_mrope=[nb10.mrope_hf, nb10.mrope_hf_old, nb10.mrope_gather],
+    mla_scores_absorbed=[nb10.mla_einsum, nb10.mla_loop, nb10.mla_concat],
+)
 for _drill, _source in DRILLS.items():
     VARIANTS[_drill] = VARIANTS[_source]
 

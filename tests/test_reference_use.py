@@ -37,6 +37,7 @@ GRADER_ANSWERS = {  # answers named otherwise, or living only in a grader module
     "apply_rope_interleaved": "posenc.rope.apply_rope",  # with layout="interleaved"
     "rope_attention": "posenc.grading.nb04_rope.rope_attention_truth",
     "best_extrapolator": "posenc.grading.nb06_extrapolation.best_extrapolator_reference",
+    "apply_partial_rope": "posenc.grading.nb10_modern.partial_rope64",  # float64 truth
 }
 
 
