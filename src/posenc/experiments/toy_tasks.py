@@ -35,12 +35,15 @@ class LookbackModel(nn.Module):
         )
         self.unembed = nn.Linear(dim, vocab)
 
-    def forward(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
-        """ids: (batch, seq) -> logits (batch, seq, vocab)."""
+    def forward(
+        self, ids: Tensor, positions: Tensor | None = None, key_padding_mask: Tensor | None = None
+    ) -> Tensor:
+        """ids: (batch, seq) -> logits (batch, seq, vocab). ``key_padding_mask`` (batch, seq):
+        False hides that key from every query."""
         positions = torch.arange(ids.shape[-1]) if positions is None else positions
         h = self.scheme.embed(self.tok(ids), positions)  # (batch, seq, dim)
         for attention in self.layers:
-            h = h + attention(h, positions)
+            h = h + attention(h, positions, key_padding_mask=key_padding_mask)
         return self.unembed(h)
 
 
@@ -110,3 +113,25 @@ def lookback_accuracy(
     accuracy = correct.mean(0)
     accuracy[:lookback] = float("nan")
     return accuracy
+
+
+@torch.no_grad()
+def last_query_accuracy(
+    model: LookbackModel,
+    seq_len: int,
+    *,
+    hidden_offsets: range | None = None,
+    lookback: int = 2,
+    n: int = 512,
+    seed: int = 1,
+) -> float:
+    """Accuracy of the last query (position seq_len − 1), optionally with the keys at
+    ``hidden_offsets`` (distances back from that query) hidden from every layer."""
+    vocab = model.tok.num_embeddings
+    ids, targets = lookback_batch(n, seq_len, vocab, lookback, torch.Generator().manual_seed(seed))
+    keep = torch.ones(n, seq_len, dtype=torch.bool)
+    for offset in hidden_offsets or ():
+        if 0 < offset < seq_len and offset != lookback:
+            keep[:, seq_len - 1 - offset] = False
+    logits = model(ids, key_padding_mask=keep)[:, -1]  # (n, vocab)
+    return (logits.argmax(-1) == targets[:, -1]).float().mean().item()
