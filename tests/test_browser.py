@@ -1,10 +1,10 @@
 """The course in a real browser: JupyterLab from this env, driven by headless Chromium.
 
-For each solution notebook with widgets (02 sinusoidal, 04 RoPE), on a copy with its outputs
-cleared: open it, Run → Run All Cells from the menu, wait until the kernel is idle, and check
-that no cell raised, that every ✔ line stored in solutions/ shows on the page, and that moving
-the first slider with the keyboard redraws the widget's figure. A screenshot of each goes to
-artifacts/browser/ (git-ignored).
+For solution notebooks 02 (sinusoidal), 04 (RoPE) and 10 (today's models), on a copy with its
+outputs cleared: open it, Run → Run All Cells from the menu, wait until the kernel is idle, and
+check that no cell raised, that every ✔ line stored in solutions/ shows on the page, and, in 02
+and 04, that moving the first slider with the keyboard redraws the widget's figure. A
+screenshot of each goes to artifacts/browser/ (git-ignored).
 
 Needs Debian's Chromium (``apt-get install chromium``; ``.ci/run`` installs it) and Playwright
 from PyPI (the dev extra), which drives that Chromium: no browser is ever downloaded. Without
@@ -28,6 +28,7 @@ import pytest
 from conftest import ROOT, SOLUTIONS
 
 NOTEBOOKS_WITH_WIDGETS = ["02_sinusoidal", "04_rope"]
+NOTEBOOKS = [*NOTEBOOKS_WITH_WIDGETS, "10_positions_in_todays_models"]  # 10 has no explorer
 ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM_FLAGS = [  # headless as root, and quiet on a machine with no way out
     "--no-sandbox",
@@ -104,7 +105,7 @@ def _expected_ticks(stem: str) -> list[str]:
 def _write_cleared_copies(folder) -> None:
     """Copies of the widget notebooks with every output and execution count cleared."""
     folder.mkdir()
-    for stem in NOTEBOOKS_WITH_WIDGETS:
+    for stem in NOTEBOOKS:
         nb = nbformat.read(SOLUTIONS / f"{stem}.ipynb", as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code":
@@ -188,8 +189,23 @@ def browser(lab):
         chromium.close()
 
 
-@pytest.mark.parametrize("stem", NOTEBOOKS_WITH_WIDGETS)
-def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(lab, browser, stem):
+def _move_first_slider_and_see_a_redraw(page, path: str) -> None:
+    """Press → twice on the first ipywidgets slider; its readout and figure must change."""
+    handle = page.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    readout = page.locator(".widget-slider .widget-readout").first
+    value_before = readout.inner_text()
+    figure_before = page.locator(".widget-interact img").first.get_attribute("src")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(FIGURE_CHANGED, arg=figure_before, timeout=30_000)
+    page.wait_for_function(KERNEL_IDLE, arg=path, timeout=30_000)
+    assert readout.inner_text() != value_before
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_in_jupyterlab_and_its_sliders_redraw(lab, browser, stem):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         path = f"solutions/{stem}.ipynb"
@@ -209,17 +225,8 @@ def test_notebook_runs_in_jupyterlab_and_its_slider_redraws(lab, browser, stem):
             tick.scroll_into_view_if_needed()
             assert tick.is_visible(), f"not shown: {line}"
 
-        handle = page.locator(".widget-slider .noUi-handle").first
-        handle.scroll_into_view_if_needed()
-        readout = page.locator(".widget-slider .widget-readout").first
-        value_before = readout.inner_text()
-        figure_before = page.locator(".widget-interact img").first.get_attribute("src")
-        handle.focus()
-        page.keyboard.press("ArrowRight")
-        page.keyboard.press("ArrowRight")
-        page.wait_for_function(FIGURE_CHANGED, arg=figure_before, timeout=30_000)
-        page.wait_for_function(KERNEL_IDLE, arg=path, timeout=30_000)
-        assert readout.inner_text() != value_before
+        if stem in NOTEBOOKS_WITH_WIDGETS:
+            _move_first_slider_and_see_a_redraw(page, path)
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
