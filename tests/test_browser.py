@@ -215,7 +215,7 @@ def test_notebook_runs_in_jupyterlab_and_its_sliders_redraw(lab, browser, stem):
 
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        page.wait_for_function(ALL_RAN, arg=path, timeout=90_000, polling=250)
+        page.wait_for_function(ALL_RAN, arg=path, timeout=240_000, polling=250)
         assert page.evaluate(ERRORS, path) == []
 
         expected = _expected_ticks(stem)
