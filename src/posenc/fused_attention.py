@@ -34,6 +34,9 @@ except ImportError:  # pragma: no cover - older torch: only the SDPA fallback
     create_block_mask = flex_attention = None
 
 SCHEMES = ("nope", "alibi", "t5")
+# One compiled kernel per (shape, score_mod). Past torch._dynamo's default of 8 per function,
+# flex_attention would quietly run unfused, materialising the L × L scores: allow more.
+RECOMPILE_LIMIT = 64
 ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
@@ -166,7 +169,8 @@ def attention_fused(
     t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
     score_mod = _score_mod(scheme, q_len, k_len, slopes, table, causal, **t5)
     block_mask = causal_block_mask(q_len, k_len, str(q.device)) if causal else None
-    return compiled_flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask)
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        return compiled_flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask)
 
 
 def attention_biased(
