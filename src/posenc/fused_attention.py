@@ -158,15 +158,14 @@ def attention_fused(
     :func:`attention_biased` (the same result through SDPA and a materialised bias).
     """
     _check_args(scheme, q, slopes, table)
+    t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
     if not flex_available():
-        t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
         return attention_biased(
             q, k, v, scheme=scheme, slopes=slopes, table=table, causal=causal, **t5
         )
     q_len, k_len = q.shape[-2], k.shape[-2]
-    slopes = None if slopes is None else slopes.to(q.device, torch.float32)
-    table = None if table is None else table.to(q.device, torch.float32)
-    t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
+    slopes = None if slopes is None else slopes.to(q.device, torch.float32)  # (heads,)
+    table = None if table is None else table.to(q.device, torch.float32)  # (buckets, heads)
     score_mod = _score_mod(scheme, q_len, k_len, slopes, table, causal, **t5)
     block_mask = causal_block_mask(q_len, k_len, str(q.device)) if causal else None
     with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
