@@ -83,3 +83,13 @@ def test_bad_arguments_name_what_is_allowed(qkv):
         attention_biased(q, k, v, scheme="t5")
     with pytest.raises(ValueError, match="batch, heads, seq"):
         attention_fused(q[0], k[0], v[0])
+
+
+def test_without_flex_attention_the_sdpa_path_answers(qkv, monkeypatch):
+    import posenc.fused_attention as fused
+
+    monkeypatch.setattr(fused, "flex_attention", None)  # as on a torch without flex_attention
+    q, k, v = qkv
+    args = {"scheme": "alibi", "slopes": alibi_slopes(HEADS), "causal": False}
+    expected = attention_reference(q, k, v, bias=alibi_bias(HEADS, SEQ, causal=False))
+    torch.testing.assert_close(fused.attention_fused(q, k, v, **args), expected)

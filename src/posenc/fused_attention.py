@@ -34,6 +34,9 @@ except ImportError:  # pragma: no cover - older torch: only the SDPA fallback
     create_block_mask = flex_attention = None
 
 SCHEMES = ("nope", "alibi", "t5")
+# One compiled kernel per (shape, score_mod). Past torch._dynamo's default of 8 per function,
+# flex_attention would quietly run unfused, materialising the L × L scores: allow more.
+RECOMPILE_LIMIT = 64
 ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
@@ -155,18 +158,18 @@ def attention_fused(
     :func:`attention_biased` (the same result through SDPA and a materialised bias).
     """
     _check_args(scheme, q, slopes, table)
+    t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
     if not flex_available():
-        t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
         return attention_biased(
             q, k, v, scheme=scheme, slopes=slopes, table=table, causal=causal, **t5
         )
     q_len, k_len = q.shape[-2], k.shape[-2]
-    slopes = None if slopes is None else slopes.to(q.device, torch.float32)
-    table = None if table is None else table.to(q.device, torch.float32)
-    t5 = {"bidirectional": bidirectional, "max_distance": max_distance}
+    slopes = None if slopes is None else slopes.to(q.device, torch.float32)  # (heads,)
+    table = None if table is None else table.to(q.device, torch.float32)  # (buckets, heads)
     score_mod = _score_mod(scheme, q_len, k_len, slopes, table, causal, **t5)
     block_mask = causal_block_mask(q_len, k_len, str(q.device)) if causal else None
-    return compiled_flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask)
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        return compiled_flex_attention()(q, k, v, score_mod=score_mod, block_mask=block_mask)
 
 
 def attention_biased(

@@ -38,7 +38,7 @@ import torch
 from posenc.experiments import bench_kernels as kernels
 from posenc.experiments.bench_kernels import attention_variants, rope_variants
 from posenc.experiments.model import SCHEMES
-from posenc.runtime import cpu_name, write_json
+from posenc.runtime import machine_name, write_json
 
 # ----------------------------------------------------------------------------------------
 # Timing: interleaved repeats, one device hook per device type
@@ -150,12 +150,6 @@ def peak_extra_bytes(part: str, name: str, seq: int, device: torch.device, dtype
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def machine_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
-
-
 def file_label(device: torch.device) -> str:
     """A file-name-safe device name: 'cpu' or e.g. 'nvidia-h100-80gb-hbm3'."""
     if device.type == "cpu":
@@ -258,7 +252,7 @@ QUICK = {  # a smoke test: every code path, sizes far too small for timings to m
     "rope_repeats": 3,
 }
 FULL_CPU = {
-    "lengths": [256, 512, 1024, 2048, 4096],
+    "lengths": [256, 1024, 4096],
     "rope_shape": (4, 16, 4096, 64),  # 64 MiB in float32: far past every cache
     "kernel_lengths": [2048, 4096],
     "repeats": 5,

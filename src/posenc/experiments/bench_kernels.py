@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from posenc.alibi import alibi_slopes
+from posenc.alibi import alibi_slopes, bias_from_slopes
 from posenc.attention import MultiHeadAttention
 from posenc.experiments.model import ModelConfig, make_scheme
 from posenc.fused_attention import attention_biased, attention_fused, flex_available
@@ -189,6 +189,7 @@ KERNEL = {"batch": 1, "heads": 8, "head_dim": 64, "t5_buckets": 32}
 SDPA_NOPE, FLEX_NOPE = "SDPA, no bias", "flex, no bias"
 KERNEL_VARIANTS = (
     SDPA_NOPE,
+    "SDPA + stored (1, H, L, L) ALiBi mask",
     "SDPA + (1, H, L, L) ALiBi bias",
     "SDPA + (1, H, L, L) T5 bias",
     FLEX_NOPE,
@@ -200,23 +201,26 @@ KERNEL_VARIANTS = (
 def attention_variants(seq: int, device, dtype, *, use_flex: bool = True) -> dict:
     """name -> zero-argument call of causal attention at length ``seq`` (forward only).
 
-    The SDPA rows build their bias on every call, as a layer would; the flex rows compute it
-    inside the kernel (compiled on their first call, once per shape)."""
+    The "stored" row hands SDPA a mask built once ahead (H·L² floats, not counted in the call's
+    memory); the other SDPA rows build their bias on every call, as a layer would; the flex rows
+    compute it inside the kernel (compiled on their first call, once per shape)."""
     shape = (KERNEL["batch"], KERNEL["heads"], seq, KERNEL["head_dim"])
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(*shape, generator=g).to(device, dtype) for _ in range(3))
     alibi = {"scheme": "alibi", "slopes": alibi_slopes(KERNEL["heads"]).to(device)}
     table = torch.randn(KERNEL["t5_buckets"], KERNEL["heads"], generator=g).to(device)
     t5 = {"scheme": "t5", "table": table}
+    mask = bias_from_slopes(alibi["slopes"], seq, seq)[None].to(dtype)  # (1, H, L, L), −inf above
     fns = {
         SDPA_NOPE: lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-        KERNEL_VARIANTS[1]: lambda: attention_biased(q, k, v, **alibi),
-        KERNEL_VARIANTS[2]: lambda: attention_biased(q, k, v, **t5),
+        KERNEL_VARIANTS[1]: lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        KERNEL_VARIANTS[2]: lambda: attention_biased(q, k, v, **alibi),
+        KERNEL_VARIANTS[3]: lambda: attention_biased(q, k, v, **t5),
     }
     if use_flex and flex_available():
         fns[FLEX_NOPE] = lambda: attention_fused(q, k, v)
-        fns[KERNEL_VARIANTS[4]] = lambda: attention_fused(q, k, v, **alibi)
-        fns[KERNEL_VARIANTS[5]] = lambda: attention_fused(q, k, v, **t5)
+        fns[KERNEL_VARIANTS[5]] = lambda: attention_fused(q, k, v, **alibi)
+        fns[KERNEL_VARIANTS[6]] = lambda: attention_fused(q, k, v, **t5)
     return fns
 
 
