@@ -13,6 +13,7 @@ from posenc.rope import (
     RotaryEmbedding,
     apply_rope,
     apply_rope_complex,
+    base_for_slow_fraction,
     half_to_interleaved_permutation,
     qk_weight_permutation,
     rope_cached,
@@ -20,8 +21,10 @@ from posenc.rope import (
     rope_cos_sin,
     rope_decay_bound,
     rope_frequencies,
+    rope_wavelengths,
     rotate_half,
     rotate_interleaved,
+    slow_pair_count,
 )
 
 
@@ -348,3 +351,20 @@ def test_rope_cached_in_place_and_low_precision_out():
     torch.testing.assert_close(out, rope_cached(xb, cos, sin), atol=0, rtol=0)
     with pytest.raises(ValueError, match="d/2"):
         rope_cached(x, cos[:, :8], sin[:, :8])
+
+
+def test_slow_pairs_counts_wavelengths_beyond_the_length():
+    # dim 8, base 10 000: θ = 1, 0.1, 0.01, 0.001 → λ = 2π, 62.8, 628, 6283: two beyond 64
+    assert slow_pair_count(64, 8, 10000.0) == 2
+    assert slow_pair_count(62, 8, 10000.0) == 3
+    assert slow_pair_count(63, 8, 10000.0) == 2  # 62.83 < 63
+    assert slow_pair_count(4096, 128, 10000.0) == 18  # Llama 2
+
+
+def test_base_for_slow_fraction_puts_the_boundary_pair_at_the_length():
+    base = base_for_slow_fraction(64, 8, 0.25)  # pair i = 3 should have λ = 64
+    assert rope_wavelengths(8, base)[3].item() == pytest.approx(64.0, rel=1e-12)
+    with pytest.raises(ValueError, match="fraction"):
+        base_for_slow_fraction(64, 8, 1.0)
+    with pytest.raises(ValueError, match="length"):
+        slow_pair_count(0, 8)

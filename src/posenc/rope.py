@@ -488,3 +488,36 @@ def rope_decay_bound(distances: Tensor, dim: int, base: float = 10000.0) -> Tens
     phases = distances.double()[:, None] * theta[None, :]  # (n, d/2)
     partial = torch.cumsum(torch.polar(torch.ones_like(phases), phases), dim=-1)  # S_1 … S_{d/2}
     return partial.abs().mean(-1).float()
+
+
+# --- which pairs turn less than once within a length --------------------------------------
+
+# Llama 2 (Touvron et al., 2023): head_dim 128, base 10 000, trained at 4096 tokens. 18 of its
+# 64 pairs have a wavelength 2π/θ_i longer than 4096, so they never complete a turn in training.
+LLAMA2_REGIME = {"head_dim": 128, "base": 10000.0, "train_len": 4096}
+
+
+def rope_wavelengths(dim: int, base: float = 10000.0) -> Tensor:
+    """λ_i = 2π / θ_i = 2π · base^(2i/dim), in positions, float64.  Returns (dim // 2,)."""
+    return 2 * math.pi / rope_frequencies(dim, base, dtype=torch.float64)
+
+
+def slow_pair_count(length: int, dim: int, base: float = 10000.0) -> int:
+    """How many of the dim/2 pairs turn less than once within ``length`` positions (λ_i > length).
+
+    These pairs see only part of their circle during training at that length; beyond it they
+    reach angles never trained on.  Llama 2 at 4096: 18 of 64 (``LLAMA2_REGIME``)."""
+    check_int("length", length, minimum=1)
+    return int((rope_wavelengths(dim, base) > length).sum())
+
+
+def base_for_slow_fraction(length: int, dim: int, fraction: float) -> float:
+    """The base at which pair i = (1 − fraction)·dim/2 has a wavelength of exactly ``length``.
+
+    From λ_i = 2π · base^(2i/dim) = length:  base = (length / 2π)^(1 / (1 − fraction)).
+    Rounding this base puts about ``fraction`` of the pairs beyond ``length``."""
+    check_dim(dim)
+    check_int("length", length, minimum=7)  # length / 2π must exceed 1
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+    return (length / (2 * math.pi)) ** (1.0 / (1.0 - fraction))
