@@ -43,7 +43,7 @@ from posenc.grading.core import FAIL, PASS, REGISTRY
 from posenc.grading.jail import Limits, Template, build_view, bwrap_path
 from posenc.grading.session import USES_REFERENCE, Job, Verdict, run_notebook
 from posenc.grading.text import quoted, shorten, students_text
-from posenc.grading.threads import threads_per_job
+from posenc.grading.threads import parse_python, threads_per_job
 from posenc.runtime import course_root
 
 SUSPICIOUS = re.compile(
@@ -194,7 +194,7 @@ def make_job(nb, timeout_cell: float, timeout_notebook: float) -> Job:
 
 def _check_call(cell) -> tuple[str, str] | None:
     """(exercise, expression for the function) from a canonical ``check("name", fn)`` cell."""
-    for node in ast.walk(ast.parse(cell.source)):
+    for node in ast.walk(parse_python(cell.source)):
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "check":
             name = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
             if isinstance(name, str) and len(node.args) > 1:

@@ -36,6 +36,7 @@ from typing import Any
 
 from posenc.grading import wire
 from posenc.grading.text import shorten
+from posenc.grading.threads import parse_python
 
 VIEW, WORK, RESULTS = "/posenc-view", "/work", "/work/results"
 JAIL_UID = 1000
@@ -132,14 +133,14 @@ def _hide(root: Path, dotted: str) -> None:
         base = root.joinpath(*parts[:split])
         for path in (base.with_suffix(".py"), base / "__init__.py"):
             if path.is_file():
-                tree = ast.parse(path.read_text(encoding="utf-8"))
+                tree = parse_python(path.read_text(encoding="utf-8"))
                 if _replace(tree.body, parts[split:], dotted):
                     path.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
                     return
 
 
 def _replace(body: list[ast.stmt], names: list[str], dotted: str) -> bool:
-    stand_in = ast.parse(
+    stand_in = parse_python(
         f"def {names[-1]}(*args, **kwargs):\n"
         f"    return __import__('posenc._hidden', fromlist=['hidden']).hidden({dotted!r})\n"
     ).body[0]
