@@ -8,6 +8,7 @@ Python loops would write them (tests/correct_variants_a.py, _b.py: none imports 
 
 import correct_variants_a as a
 import correct_variants_b as b
+import correct_variants_nb03 as nb03
 import pytest
 import test_graders_10 as nb10
 
@@ -63,6 +64,12 @@ VARIANTS.update(  # notebook 10's, written beside its wrong-answer tests
     apply_mrope=[nb10.mrope_hf, nb10.mrope_hf_old, nb10.mrope_gather],
     mla_scores_absorbed=[nb10.mla_einsum, nb10.mla_loop, nb10.mla_concat],
 )
+VARIANTS["shaw_relative_attention"] = [  # notebook 03's Shaw exercise
+    nb03.shaw_tensor2tensor,
+    nb03.shaw_loops,
+    nb03.shaw_numpy,
+    nb03.shaw_gather,
+]
 for _drill, _source in DRILLS.items():
     VARIANTS[_drill] = VARIANTS[_source]
 

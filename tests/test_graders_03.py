@@ -144,3 +144,46 @@ def test_solution_answers_pass():
     ns = solution_namespace(NB)
     assert_accepted("t5_relative_bucket", ns["t5_relative_bucket"])
     assert_accepted("relative_bias_matrix", ns["relative_bias_matrix"])
+
+
+def _shaw(q, k, v, table_k, table_v, K, *, clip="both", sign=1, value=True, scale=True):
+    """A learner-style Shaw attention with a switch for each classic mistake."""
+    q_len, k_len = q.shape[-2], k.shape[-2]
+    rel = sign * (torch.arange(k_len)[None, :] - torch.arange(k_len - q_len, k_len)[:, None])
+    rows = {
+        "both": rel.clamp(-K, K) + K,
+        "none": rel + K,  # negative rows wrap round, rows past the table raise
+        "zero_to_k": rel.clamp(0, K) + K,
+    }[clip]
+    scores = q @ k.transpose(-1, -2) + torch.einsum("...id,ijd->...ij", q, table_k[rows])
+    if scale:
+        scores = scores / math.sqrt(q.shape[-1])
+    weights = torch.softmax(scores, dim=-1)
+    out = weights @ v
+    return out + torch.einsum("...ij,ijd->...id", weights, table_v[rows]) if value else out
+
+
+def _s(doc, **switches):
+    def fn(q, k, v, table_k, table_v, max_relative):
+        return _shaw(q, k, v, table_k, table_v, max_relative, **switches)
+
+    fn.__doc__ = doc
+    return fn
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_s("no clipping", clip="none"), "clip(j − i, −K, K) + K"),
+        (_s("offsets i − j", sign=-1), "i − j"),
+        (_s("value term missing", value=False), "value term is missing"),
+        (_s("no 1/√d", scale=False), "not divided by √d"),
+        (_s("clipped to [0, K]", clip="zero_to_k"), "clipped to [0, K]"),
+    ],
+)
+def test_shaw_grader_rejects(wrong, hint):
+    assert_rejected("shaw_relative_attention", wrong, hint)
+
+
+def test_shaw_solution_passes():
+    assert_accepted("shaw_relative_attention", solution_namespace(NB)["shaw_relative_attention"])

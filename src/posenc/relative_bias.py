@@ -1,8 +1,7 @@
-"""Relative position in the attention scores: Shaw et al. (2018) and T5's bucketed bias.
+"""Relative position in the attention scores: T5's bucketed bias.
 
-Shaw et al.: a learned vector per clipped offset, added to the keys inside the score,
-
-    e_ij = q_i · (k_j + a[clip(j − i, −K, K)]) / √d.
+Shaw et al. (2018), a learned vector per clipped offset, lives in :mod:`posenc.relative_shaw`
+(re-exported here).
 
 T5 (Raffel et al., 2020): a learned *scalar* per head and per bucket of the offset,
 
@@ -35,6 +34,7 @@ from posenc.attention import (
     toeplitz,
     visible_keys,
 )
+from posenc.relative_shaw import shaw_attention_scores, shaw_relative_indices  # noqa: F401
 
 
 def relative_positions(
@@ -247,30 +247,3 @@ class T5RelativeBias(PositionScheme):
             positions=positions,
             key_padding_mask=key_padding_mask,
         )
-
-
-def shaw_relative_indices(q_len: int, k_len: int, max_relative: int) -> Tensor:
-    """clip(j − i, −K, K) + K: the row of the (2K + 1, d) table used for each pair."""
-    max_relative = check_int("max_relative", max_relative)
-    return relative_positions(q_len, k_len).clamp(-max_relative, max_relative) + max_relative
-
-
-def shaw_attention_scores(q: Tensor, k: Tensor, table: Tensor, max_relative: int) -> Tensor:
-    """e_ij = q_i · (k_j + a[clip(j − i)]) / √d.  q: (..., q_len, d), k: (..., k_len, d),
-    table: (2K + 1, d).  Returns the scores (..., q_len, k_len), before the softmax."""
-    for name, t in (("q", q), ("k", k)):
-        if check_float_tensor(name, t).dim() < 2:
-            raise ValueError(f"{name} must have shape (..., seq, d), got {tuple(t.shape)}")
-    max_relative = check_int("max_relative", max_relative)
-    d = q.shape[-1]
-    check_float_tensor("table", table, 2)
-    if k.shape[-1] != d or table.shape != (2 * max_relative + 1, d):
-        raise ValueError(
-            f"need q, k of the same width d and table of shape (2·max_relative + 1, d) = "
-            f"({2 * max_relative + 1}, {d}), got q {tuple(q.shape)}, k {tuple(k.shape)}, "
-            f"table {tuple(table.shape)}"
-        )
-    a = table[shaw_relative_indices(q.shape[-2], k.shape[-2], max_relative)]  # (q, k, d)
-    content = q @ k.transpose(-1, -2)  # (..., q_len, k_len)
-    position = torch.einsum("...id,ijd->...ij", q, a)  # q_i · a_ij
-    return (content + position) / math.sqrt(d)

@@ -23,6 +23,9 @@ OFF_LIMITS = (
     "posenc.relative_bias.t5_relative_bucket",
     "posenc.relative_bias.relative_bias_matrix",
     "posenc.relative_bias.T5RelativeBias",
+    "posenc.relative_shaw.shaw_relative_indices",
+    "posenc.relative_shaw.shaw_attention_scores",
+    "posenc.relative_shaw.shaw_relative_attention",
 )
 
 
@@ -229,4 +232,124 @@ def relative_bias_matrix_cases() -> list[Case]:
             "16 buckets, 2 heads, 1 query × 200 keys, bidirectional", 3, 16, 2, 1, 200, True, 32
         ),
         _matrix_case("8 buckets, 3 heads, 20 × 20, bidirectional", 4, 8, 3, 20, 20, True, 16),
+    ]
+
+
+# --- shaw_relative_attention --------------------------------------------------------------
+
+CLIP_HINT = (
+    "offsets farther than max_relative must share the edge rows: read row "
+    "clip(j − i, −K, K) + K of each table"
+)
+
+
+def shaw_rows(q_len: int, k_len: int, max_relative: int) -> torch.Tensor:
+    """clip(j − i, −K, K) + K for queries aligned to the end of the keys.  (q_len, k_len)"""
+    rel = relative_positions(q_len, k_len)
+    return rel.clamp(-max_relative, max_relative) + max_relative
+
+
+def shaw64(q, k, v, table_k, table_v, rows, *, scale=True, value=True, score_scale=None):
+    """Σ_j softmax_j(q_i·(k_j + a^K[rows_ij]) / √d) (v_j + a^V[rows_ij]) in float64, with a
+    knob per classic mistake.  q: (..., q_len, d), rows: (q_len, k_len) -> (..., q_len, d)"""
+    q, k, v, table_k, table_v = (t.double() for t in (q, k, v, table_k, table_v))
+    root = math.sqrt(q.shape[-1]) if scale else 1.0
+    a_k, a_v = table_k[rows], table_v[rows]  # (q_len, k_len, d)
+    content = q @ k.transpose(-1, -2) / root  # (..., q_len, k_len)
+    position = torch.einsum("...id,ijd->...ij", q, a_k) / (score_scale or root)
+    weights = torch.softmax(content + position, dim=-1)
+    out = weights @ v  # (..., q_len, d)
+    return out + torch.einsum("...ij,ijd->...id", weights, a_v) if value else out
+
+
+def _wrapped_rows(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """Rows as a tensor index reads them: −r wraps to size − r; beyond the table, an error."""
+    if bool((rows >= size).any() or (rows < -size).any()):
+        raise IndexError("out of range: this mistake cannot produce an output here")
+    return rows % size
+
+
+def _shaw_mistakes(q, k, v, table_k, table_v, max_relative) -> Mistakes:
+    q_len, k_len, K = q.shape[-2], k.shape[-2], max_relative
+    rel, size = relative_positions(q_len, k_len), 2 * max_relative + 1
+    good = shaw_rows(q_len, k_len, K)
+    tables = (table_k, table_v)
+
+    def with_rows(rows):
+        return lambda: shaw64(q, k, v, *tables, rows)
+
+    return Mistakes(
+        {
+            f"no clipping: {CLIP_HINT}": lambda: shaw64(
+                q, k, v, *tables, _wrapped_rows(rel + K, size)
+            ),
+            "offsets computed as i − j (query − key); Shaw's a_ij uses j − i (key − query)": (
+                with_rows(-rel.clamp(-K, K) + K)
+            ),
+            "the value term is missing: z_i = Σ_j α_ij (v_j + a^V_ij), not Σ_j α_ij v_j": (
+                lambda: shaw64(q, k, v, *tables, good, value=False)
+            ),
+            "scores not divided by √d: e_ij = q_i·(k_j + a^K_ij) / √d": lambda: shaw64(
+                q, k, v, *tables, good, scale=False
+            ),
+            "only q·k divided by √d; the position term q_i·a^K_ij is divided by √d too": (
+                lambda: shaw64(q, k, v, *tables, good, score_scale=1.0)
+            ),
+            "offsets clipped to [0, K]: keys before the query (negative j − i) need rows of "
+            "their own; clip to [−K, K], then add K": with_rows(rel.clamp(0, K) + K),
+            "offsets clipped to [0, K] and used as rows: clip to [−K, K], then add K": (
+                with_rows(rel.clamp(0, K))
+            ),
+            "clipped offsets used as rows without adding K (negative rows wrap round to the "
+            "end of the table): row = clip(j − i, −K, K) + K": lambda: shaw64(
+                q, k, v, *tables, _wrapped_rows(rel.clamp(-K, K), size)
+            ),
+            "table_k and table_v swapped: a^K joins the keys in the scores, a^V the values": (
+                lambda: shaw64(q, k, v, table_v, table_k, good)
+            ),
+        }
+    )
+
+
+def _shaw_allowed(q, k, v, table_k, table_v) -> float:
+    """The attention rule (core.attention_allowed) with a^K added to the keys and a^V to the
+    values: one more sum in the output."""
+    big_q, big_k, big_v = (t.detach().double().abs().max().item() for t in (q, k, v))
+    big_k += table_k.double().abs().max().item()
+    big_v += table_v.double().abs().max().item()
+    d, k_len = q.shape[-1], k.shape[-2]
+    score = d * big_q * big_k / math.sqrt(d)
+    return allowed_error(big_v * (2 + k_len + score))
+
+
+def _shaw_case(label, seed, lead, q_len, k_len, d, max_relative) -> Case:
+    def run(fn):
+        q = randn(*lead, q_len, d, seed=seed)
+        k, v = randn(*lead, k_len, d, seed=seed + 1), randn(*lead, k_len, d, seed=seed + 2)
+        table_k = randn(2 * max_relative + 1, d, seed=seed + 3)
+        table_v = randn(2 * max_relative + 1, d, seed=seed + 4)
+        try:
+            out = call(fn, q, k, v, table_k, table_v, max_relative)
+        except Mismatch as err:
+            if isinstance(err.__cause__, IndexError):
+                raise Mismatch(f"{label}: {err}; {CLIP_HINT}", specific=True) from err
+            raise
+        rows = shaw_rows(q_len, k_len, max_relative)
+        truth = shaw64(q, k, v, table_k, table_v, rows)
+        allowed = _shaw_allowed(q, k, v, table_k, table_v)
+        mistakes = _shaw_mistakes(q, k, v, table_k, table_v, max_relative)
+        expect_close(out, truth, label, allowed, mistakes)
+
+    return Case(label, run)
+
+
+@exercise("shaw_relative_attention", NOTEBOOK, OFF_LIMITS)
+def shaw_relative_attention_cases() -> list[Case]:
+    return [
+        _shaw_case("seq 6, d 4, K 2 (no batch, no heads)", 0, (), 6, 6, 4, 2),
+        _shaw_case("batch 2, 3 heads, seq 9, d 8, K 3", 10, (2, 3), 9, 9, 8, 3),
+        _shaw_case("12 heads, seq 16, d 16, K 4", 20, (12,), 16, 16, 16, 4),
+        _shaw_case("4 heads, seq 7, d 8, K 16 (nothing clipped)", 30, (4,), 7, 7, 8, 16),
+        _shaw_case("2 heads, 3 queries × 11 keys (cache), d 8, K 2", 40, (2,), 3, 11, 8, 2),
+        _shaw_case("1 head, 1 query × 9 keys, d 4, K 1", 50, (1,), 1, 9, 4, 1),
     ]
