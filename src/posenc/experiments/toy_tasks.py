@@ -2,8 +2,8 @@
 
 **Look-back:** read random tokens; at every position t ≥ k, predict the token seen k places
 earlier. A causal attention head solves it by attending from t to t − k, which it can only find
-if the embeddings carry position. Notebooks 01 and 02 train it to look at the learned table
-and to see what happens past the training length.
+if the model carries position. Notebooks 01–05 train it, in one configuration (below), with
+each encoding, and test it past the training length.
 """
 
 from __future__ import annotations
