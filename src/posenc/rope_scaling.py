@@ -453,6 +453,47 @@ def rotary_embedding(
     )
 
 
+# --- what a method does to each pair ---------------------------------------------------
+
+PAIR_TREATMENTS = ("kept", "blended", "interpolated")
+
+
+def classify_pairs(theta: Tensor, scaled: Tensor, stretch: float) -> dict[str, int]:
+    """Count the pairs a method keeps (θ'_i = θ_i), interpolates fully (θ'_i ≤ θ_i / stretch,
+    slowed at least as much as the context is stretched) and blends (slowed, but less).
+
+    A pair that turns faster than before (θ'_i > θ_i) is an error: no method does that."""
+    stretch = check_real("stretch", stretch, above=0.0)
+    if theta.shape != scaled.shape:
+        raise ValueError(f"theta {tuple(theta.shape)} and scaled {tuple(scaled.shape)} differ")
+    ratio = scaled.double() / theta.double()  # θ'_i / θ_i, 1 = untouched
+    tol = 1e-9
+    if (ratio > 1 + tol).any():
+        raise ValueError("scaled has a pair faster than theta: not a stretch")
+    kept = int((ratio >= 1 - tol).sum())
+    interpolated = int((ratio <= (1 + tol) / stretch).sum()) if stretch > 1 else 0
+    return {"kept": kept, "blended": len(ratio) - kept - interpolated, "interpolated": interpolated}
+
+
+def pair_treatment(
+    dim: int,
+    scaling: RopeScaling | Mapping[str, Any] | None,
+    stretch: float,
+    base: float | None = None,
+    *,
+    seq_len: int | None = None,
+    max_position_embeddings: int | None = None,
+) -> dict[str, int]:
+    """{"kept", "blended", "interpolated"}: how many of the dim/2 pairs a ``scaling`` dict
+    leaves alone, slows partly, and slows by at least ``stretch`` (the context's stretch E/L);
+    dynamic NTK is read at ``seq_len``. See :func:`classify_pairs`."""
+    plain, _ = rope_init(dim, None, base)
+    scaled, _ = rope_init(dim, scaling, base, max_position_embeddings=max_position_embeddings)
+    if callable(scaled) and not isinstance(scaled, Tensor):
+        scaled = scaled(0 if seq_len is None else check_int("seq_len", seq_len))
+    return classify_pairs(plain, scaled, stretch)
+
+
 # Model families whose checkpoints pair adjacent features (GPT-J's rotate_every_two).
 INTERLEAVED_MODEL_TYPES = ("gptj", "codegen")
 

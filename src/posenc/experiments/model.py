@@ -139,8 +139,9 @@ def with_scheme(model: TinyLM, scheme: PositionScheme) -> TinyLM:
 
 def with_rope_scaling(model: TinyLM, scaling: RopeScaling) -> TinyLM:
     """A copy of a trained RoPE model whose rotary embedding follows a Hugging Face
-    ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings."""
+    ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings and its
+    base cfg.rope_base is rope_theta."""
     cfg = model.cfg
     head_dim = cfg.d_model // cfg.n_heads
-    rope = rotary_embedding(head_dim, scaling, max_position_embeddings=cfg.max_len)
+    rope = rotary_embedding(head_dim, scaling, cfg.rope_base, max_position_embeddings=cfg.max_len)
     return with_scheme(model, rope)
