@@ -453,6 +453,22 @@ def rotary_embedding(
     )
 
 
+def critical_dim(head_dim: int, base: float, train_len: int) -> int:
+    """Liu et al. (2023, "Scaling Laws of RoPE-based Extrapolation"): the critical dimension
+    d_extra = 2⌈(d/2)·log_base(L/2π)⌉, clamped to [0, d].
+
+    Pair i's period 2π·base^(2i/d) stays within L while i < (d/2)·log_base(L/2π), so the first
+    d_extra dims complete a full turn in training and the other d − d_extra (the slow pairs of
+    :func:`posenc.rope.slow_pair_count`, two dims each) do not; the two counts agree unless
+    (d/2)·log_base(L/2π) is a whole number. Llama 2 (d 128, base 10 000, L 4096): 92, i.e.
+    46 fast pairs and 18 slow ones."""
+    head_dim = check_dim(head_dim, "head_dim")
+    base = check_real("base", base, above=1.0)
+    train_len = check_int("train_len", train_len, minimum=1)
+    pairs = math.ceil(head_dim / 2 * math.log(train_len / (2 * math.pi)) / math.log(base))
+    return 2 * min(max(pairs, 0), head_dim // 2)
+
+
 # --- what a method does to each pair ---------------------------------------------------
 
 PAIR_TREATMENTS = ("kept", "blended", "interpolated")

@@ -21,6 +21,7 @@ another only where their ranges (min–max) do not overlap, otherwise the verdic
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -127,7 +128,8 @@ def finetune_curve(model, method: str, corpus, s: Settings, steps: int, eval_eve
     """Fine-tune a copy of ``model`` at 2L with ``method`` (factor 2): {step: ppl at 2L}.
     Every method sees the same batches, steps and learning rate (s.lr / 4)."""
     L = s.train_len
-    tuned = with_rope_scaling(model, scaling_config(method, 2.0, L)).train()
+    scaling = scaling_config(method, 2.0, L) or {"rope_type": "default"}  # rope: plain, a copy
+    tuned = with_rope_scaling(model, scaling).train()
     opt = torch.optim.AdamW(tuned.parameters(), lr=s.lr / 4, weight_decay=0.01)
     curve = {}
     batches = training_batches(corpus.train, s.batch, 2 * L, steps, seed=1)
@@ -230,8 +232,6 @@ def run_scaling_study(
     ft = (finetune_steps, eval_every)
     with tqdm(total=total, desc="rope scaling", unit="step", disable=not show_progress) as bar:
         per_seed = [one_seed(seed, cfg, corpus, s, ft, bar) for seed in seeds]
-    summary = summarise(per_seed)
-    last = str(finetune_steps)
     return {
         "train_len": s.train_len,
         "eval_lens": s.eval_lens,
@@ -244,6 +244,18 @@ def run_scaling_study(
             },
         },
         "pairs": pair_counts(cfg, s),
+        **with_summary(per_seed, finetune_steps),
+        "settings": {**s.__dict__, "seeds": list(seeds), "finetune_lr": s.lr / 4},
+        "corpus": {"source": corpus.source, "sha256": corpus.sha256},
+        **provenance(start),
+    }
+
+
+def with_summary(per_seed: list[dict], finetune_steps: int) -> dict:
+    """The per-seed runs with their mean/sd/min/max and the verdicts they allow."""
+    summary = summarise(per_seed)
+    last = str(finetune_steps)
+    return {
         **summary,
         "verdicts": all_verdicts(summary["ppl"]),
         "finetune_verdicts": all_verdicts(
@@ -251,9 +263,29 @@ def run_scaling_study(
         ),
         "finetune_steps": finetune_steps,
         "per_seed": per_seed,
-        "settings": {**s.__dict__, "seeds": list(seeds), "finetune_lr": s.lr / 4},
-        "corpus": {"source": corpus.source, "sha256": corpus.sha256},
-        **provenance(start),
+    }
+
+
+def merge_results(parts: list[dict]) -> dict:
+    """One results dict from runs of the same study on different seeds (run side by side as
+    separate processes): the seeds pooled, the spreads recomputed; wall_time_s is the
+    longest run's, each run's is kept in part_wall_times_s."""
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("train_len", "eval_lens", "finetune_steps", "corpus", "pairs"):
+            if part[key] != first[key]:
+                raise ValueError(f"parts differ in {key!r}: not runs of the same study")
+    per_seed = sorted((r for p in parts for r in p["per_seed"]), key=lambda r: r["seed"])
+    seeds = [r["seed"] for r in per_seed]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"parts repeat a seed: {seeds}")
+    return {
+        **first,
+        "seeds": seeds,
+        **with_summary(per_seed, first["finetune_steps"]),
+        "settings": {**first["settings"], "seeds": seeds},
+        "wall_time_s": max(p["wall_time_s"] for p in parts),
+        "part_wall_times_s": [p["wall_time_s"] for p in parts],
     }
 
 
@@ -350,7 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; quick: 0)")
     parser.add_argument("--corpus", help="a folder or text file instead of the stdlib sources")
     parser.add_argument("--out", default="results")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="pool results files of other seeds, no run"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return report(
+            merge_results([json.loads(Path(f).read_text()) for f in args.merge]),
+            Path(args.out),
+            "full",
+        )
     from posenc.experiments.extrapolation import QUICK
 
     s = Settings(**QUICK) if args.quick else Settings()
@@ -361,9 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     results = run_scaling_study(
         s, seeds=seeds, finetune_steps=steps, eval_every=max(1, steps // 8), corpus_path=args.corpus
     )
-    out = Path(args.out)
+    return report(results, Path(args.out), "quick" if args.quick else "full")
+
+
+def report(results: dict, out: Path, kind: str) -> int:
+    """Write results/rope_scaling_{kind}.json and .png and print the tables."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"rope_scaling_{'quick' if args.quick else 'full'}"
+    stem = f"rope_scaling_{kind}"
     write_json(out / f"{stem}.json", results)
     plot_results(results, out / f"{stem}.png")
     print(format_pairs(results))
