@@ -348,8 +348,16 @@ def plot_results(results: dict, path: str | Path | None = None):
     RoPE grow far above the rest). Right: perplexity at 2L along the fine-tune. Lines are
     means over seeds, bands their min–max range."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter, ScalarFormatter
 
-    names = {"rope": "plain RoPE", "linear": "PI", "ntk": "NTK-aware", "dynamic": "dynamic NTK"}
+    names = {
+        "rope": "plain RoPE",
+        "linear": "PI",
+        "ntk": "NTK-aware",
+        "dynamic": f"dynamic NTK (factor {DYNAMIC_FACTOR:g})",
+        "yarn": "YaRN",
+        "llama3": "Llama 3",
+    }
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     lens = [str(E) for E in results["eval_lens"]]
     for method, row in results["ppl"].items():
@@ -365,6 +373,9 @@ def plot_results(results: dict, path: str | Path | None = None):
     right.set(yscale="log", xlabel="fine-tuning steps at 2L", ylabel="perplexity at 2L")
     right.set_title("A short fine-tune at 2L")
     for ax in (left, right):
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))  # 6, 7, 8, 9, 20 …
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
     if path is not None:
         fig.savefig(path, dpi=120)
