@@ -108,6 +108,46 @@ def _tensor_case(label, args, truth, allowed, mistakes) -> Case:
     return Case(label, run)
 
 
+def _exact_case(label, args, expected: int, wrong: dict[str, float]) -> Case:
+    def run(fn):
+        expect_number(call(fn, *args), expected, label, wrong, rel_tol=0.0, abs_tol=1e-9)
+
+    return Case(label, run)
+
+
+@exercise("critical_dim", NOTEBOOK, OFF_LIMITS)
+def critical_dim_cases() -> list[Case]:
+    cases = []
+    for d, base, L in [
+        (128, 10000.0, 4096),
+        (32, 10.0, 32),
+        (128, 500000.0, 8192),
+        (64, 10000.0, 2048),
+        (128, 1000000.0, 32768),
+        (32, 10000.0, 4),
+        (16, 10.0, 1_000_000),
+    ]:
+        x = d / 2 * math.log(L / (2 * math.pi)) / math.log(base)
+        wrong = {
+            "rounded down: the first ⌈(d/2)·log_base(L/2π)⌉ pairs complete a turn in L": 2
+            * min(max(math.floor(x), 0), d // 2),
+            "counted pairs, not dimensions: d_extra = 2 × the pairs": min(
+                max(math.ceil(x), 0), d // 2
+            ),
+            "log_base(L), not log_base(L / 2π): a pair's period is 2π / θ_i": 2
+            * min(max(math.ceil(d / 2 * math.log(L) / math.log(base)), 0), d // 2),
+            "natural log: log_base(x) = ln(x) / ln(base)": 2
+            * min(max(math.ceil(d / 2 * math.log(L / (2 * math.pi))), 0), d // 2),
+            "counted the slow dims (periods beyond L); d_extra counts the ones within L": d
+            - critical_dim(d, base, L),
+            "not clamped to [0, head_dim]": 2 * math.ceil(x),
+        }
+        expected = critical_dim(d, base, L)
+        label = f"head_dim {d}, base {base:g}, L {L}"
+        cases.append(_exact_case(label, (d, base, L), expected, wrong))
+    return cases
+
+
 def _linear_mistakes(dim: int, base: float, f: float) -> Mistakes:
     theta = rope_frequencies(dim, base)
     return Mistakes(
@@ -142,13 +182,6 @@ def linear_cases() -> list[Case]:
 def _float_case(label, args, expected, wrong: dict[str, float]) -> Case:
     def run(fn):
         expect_number(call(fn, *args), expected, label, wrong, rel_tol=number_rel_tol(expected))
-
-    return Case(label, run)
-
-
-def _exact_case(label, args, expected: int, wrong: dict[str, float]) -> Case:
-    def run(fn):
-        expect_number(call(fn, *args), expected, label, wrong, rel_tol=0.0, abs_tol=1e-9)
 
     return Case(label, run)
 
@@ -267,39 +300,6 @@ def yarn_ramp_cases() -> list[Case]:
         _ramp_case("our tiny model: dim 32, base 10, L 32", 32, 10.0, 32),
         _ramp_case("dim 64, base 10000, L 4096, β_fast 16, β_slow 2", 64, 10000.0, 4096, 16, 2),
     ]
-
-
-@exercise("critical_dim", NOTEBOOK, OFF_LIMITS)
-def critical_dim_cases() -> list[Case]:
-    cases = []
-    for d, base, L in [
-        (128, 10000.0, 4096),
-        (32, 10.0, 32),
-        (128, 500000.0, 8192),
-        (64, 10000.0, 2048),
-        (128, 1000000.0, 32768),
-        (32, 10000.0, 4),
-        (16, 10.0, 1_000_000),
-    ]:
-        x = d / 2 * math.log(L / (2 * math.pi)) / math.log(base)
-        wrong = {
-            "rounded down: the first ⌈(d/2)·log_base(L/2π)⌉ pairs complete a turn in L": 2
-            * min(max(math.floor(x), 0), d // 2),
-            "counted pairs, not dimensions: d_extra = 2 × the pairs": min(
-                max(math.ceil(x), 0), d // 2
-            ),
-            "log_base(L), not log_base(L / 2π): a pair's period is 2π / θ_i": 2
-            * min(max(math.ceil(d / 2 * math.log(L) / math.log(base)), 0), d // 2),
-            "natural log: log_base(x) = ln(x) / ln(base)": 2
-            * min(max(math.ceil(d / 2 * math.log(L / (2 * math.pi))), 0), d // 2),
-            "counted the slow dims (periods beyond L); d_extra counts the ones within L": d
-            - critical_dim(d, base, L),
-            "not clamped to [0, head_dim]": 2 * math.ceil(x),
-        }
-        expected = critical_dim(d, base, L)
-        label = f"head_dim {d}, base {base:g}, L {L}"
-        cases.append(_exact_case(label, (d, base, L), expected, wrong))
-    return cases
 
 
 def _yarn_case(label, dim, base, f, L) -> Case:
