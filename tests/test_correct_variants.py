@@ -9,6 +9,7 @@ Python loops would write them (tests/correct_variants_a.py, _b.py: none imports 
 import correct_variants_a as a
 import correct_variants_b as b
 import correct_variants_nb03 as nb03
+import correct_variants_nb08 as nb08
 import pytest
 import test_graders_10 as nb10
 
@@ -70,6 +71,10 @@ VARIANTS["shaw_relative_attention"] = [  # notebook 03's Shaw exercise
     nb03.shaw_numpy,
     nb03.shaw_gather,
 ]
+VARIANTS.update(  # notebook 08's YaRN ramp and critical dimension
+    yarn_ramp=[nb08.ramp_hf, nb08.ramp_authors, nb08.ramp_numpy],
+    critical_dim=[nb08.critical_liu, nb08.critical_loop, nb08.critical_numpy],
+)
 for _drill, _source in DRILLS.items():
     VARIANTS[_drill] = VARIANTS[_source]
 

@@ -98,6 +98,93 @@ def _ramp(dim, base, L, beta_fast=32, beta_slow=1):
     return ((torch.arange(dim // 2) - low) / (high - low)).clamp(0, 1)
 
 
+def _wrong_ramp(
+    dim,
+    base,
+    L,
+    fast,
+    slow,
+    *,
+    swap=False,
+    reverse=False,
+    clamp=True,
+    wave=False,
+    from_one=False,
+    exact=False,
+):
+    """A learner's ramp with one mistake switched on."""
+    if swap:
+        fast, slow = slow, fast
+
+    def pair(beta):
+        span = beta / (2 * math.pi) if wave else L / (beta * 2 * math.pi)
+        return dim * math.log(span) / (2 * math.log(base))
+
+    lo, hi = sorted((pair(fast), pair(slow))) if wave else (pair(fast), pair(slow))
+    if not exact:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    lo, hi = max(lo, 0), min(hi, dim - 1)
+    hi = hi + 0.001 if lo == hi else hi
+    start = 1 if from_one else 0
+    ramp = (torch.arange(start, dim // 2 + start, dtype=torch.float32) - lo) / (hi - lo)
+    ramp = ramp.clamp(0, 1) if clamp else ramp
+    return 1 - ramp if reverse else ramp
+
+
+def _r(doc, **kw):
+    def fn(dim, base, original_len, beta_fast=32, beta_slow=1):
+        return _wrong_ramp(dim, base, original_len, beta_fast, beta_slow, **kw)
+
+    fn.__doc__ = doc
+    return fn
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_r("betas swapped", swap=True), "swapped"),
+        (_r("ramp reversed", reverse=True), "ramp reversed"),
+        (_r("no clamp", clamp=False), "not clamped"),
+        (_r("β as a wavelength", wave=True), "wavelength"),
+        (_r("indices 1 … d/2", from_one=True), "off by one"),
+        (_r("no floor/ceil", exact=True), "not rounded"),
+    ],
+)
+def test_yarn_ramp_grader_rejects(wrong, hint):
+    assert_rejected("yarn_ramp", wrong, hint)
+
+
+def _wrong_critical(
+    d, base, L, *, rnd=math.ceil, times=2, span=None, log=None, clamp=True, slow=False
+):
+    x = d / 2 * (log or (lambda v: math.log(v, base)))(span(L) if span else L / (2 * math.pi))
+    pairs = min(max(rnd(x), 0), d // 2) if clamp else rnd(x)
+    return d - 2 * pairs if slow else times * pairs
+
+
+def _c(doc, **kw):
+    def fn(head_dim, base, train_len):
+        return _wrong_critical(head_dim, base, train_len, **kw)
+
+    fn.__doc__ = doc
+    return fn
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_c("floor", rnd=math.floor), "rounded down"),
+        (_c("pairs", times=1), "pairs, not dimensions"),
+        (_c("log_base(L)", span=lambda L: L), "L / 2π"),
+        (_c("ln", log=math.log), "natural log"),
+        (_c("slow dims", slow=True), "slow dims"),
+        (_c("no clamp", clamp=False), "not clamped"),
+    ],
+)
+def test_critical_dim_grader_rejects(wrong, hint):
+    assert_rejected("critical_dim", wrong, hint)
+
+
 def _yarn(dim, base, factor, L, *, reverse=False, all_pairs=False, att="right"):
     theta, ramp = _theta(dim, base), _ramp(dim, base, L)
     if reverse:
@@ -189,5 +276,7 @@ def test_solution_answers_pass():
         "dynamic_ntk_base",
         "yarn_frequencies",
         "llama3_frequencies",
+        "yarn_ramp",
+        "critical_dim",
     ):
         assert_accepted(name, ns[name])

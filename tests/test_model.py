@@ -12,7 +12,7 @@ def test_factor_one_scaling_is_the_trained_model(base):
     model = TinyLM(ModelConfig(d_model=32, n_heads=2, n_layers=1, max_len=16, rope_base=base))
     ids = torch.randint(256, (2, 16))
     plain = model(ids)
-    for scaling in ({"rope_type": "linear", "factor": 1.0}, {"rope_type": "default"}):
+    for scaling in ({"rope_type": "linear", "factor": 1.0}, {"rope_type": "default"}, None):
         torch.testing.assert_close(with_rope_scaling(model, scaling)(ids), plain)
 
 

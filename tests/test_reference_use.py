@@ -13,7 +13,6 @@ import json
 import pytest
 import torch
 from conftest import SOLUTIONS
-from correct_variants_b import yarn_numpy
 from solution_code import solution_namespace
 
 from posenc.grading import EXERCISES, CheckFailed, check, run_cases
@@ -122,14 +121,12 @@ def test_copying_the_reference_source_is_caught():
 
 
 def test_a_given_helper_stays_allowed():
-    from posenc.rope_scaling import yarn_ramp
+    from posenc.rope import rope_frequencies  # notebook 08 imports it; no 08 answer is it
 
-    def yarn_frequencies(dim, base=10000.0, factor=1.0, original_len=2048):
-        theta = 1.0 / base ** (torch.arange(0, dim, 2).double() / dim)
-        ramp = yarn_ramp(dim, base, original_len).double()
-        return theta * (1 - ramp) + theta / factor * ramp, yarn_numpy(dim, base, factor)[1]
+    def linear_scaled_frequencies(dim, base=10000.0, factor=1.0):
+        return rope_frequencies(dim, base, dtype=torch.float64).float() / factor
 
-    assert run_cases("yarn_frequencies", yarn_frequencies).passed
+    assert run_cases("linear_scaled_frequencies", linear_scaled_frequencies).passed
 
 
 def test_self_study_check_prints_the_line_raises_and_logs(tmp_path, monkeypatch, capsys):

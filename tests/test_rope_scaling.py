@@ -317,3 +317,61 @@ def test_rope_never_imports_rope_scaling():
         for alias in node.names
     }
     assert "posenc.rope_scaling" not in imported and "posenc.sinusoidal" in imported
+
+
+def test_pair_treatment_counts_by_hand():
+    """dim 8, base 10, L 32: θ_i = 10^(−i/4), wavelengths 2π·10^(i/4) = 6.28, 11.2, 19.9, 35.3.
+    Llama 3 (low 1, high 4) keeps λ < 32/4 = 8 (pair 0), interpolates λ > 32 (pair 3) and blends
+    pairs 1, 2; PI interpolates all four; NTK keeps pair 0 and slows pair 3 by exactly f."""
+    from posenc.rope_scaling import pair_treatment
+
+    llama3 = {
+        "rope_type": "llama3",
+        "factor": 4.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 32,
+    }
+    assert pair_treatment(8, llama3, 4.0, 10.0) == {"kept": 1, "blended": 2, "interpolated": 1}
+    linear = {"rope_type": "linear", "factor": 4.0}
+    assert pair_treatment(8, linear, 4.0, 10.0) == {"kept": 0, "blended": 0, "interpolated": 4}
+    ntk = {"rope_type": "ntk", "factor": 4.0}
+    assert pair_treatment(8, ntk, 4.0, 10.0) == {"kept": 1, "blended": 2, "interpolated": 1}
+    assert pair_treatment(8, None, 4.0, 10.0) == {"kept": 4, "blended": 0, "interpolated": 0}
+
+
+def test_pair_treatment_reads_dynamic_at_its_length():
+    """Dynamic NTK, factor 2, L 32, dim 8, base 10: at s = 32 nothing changes; at s = 64 the
+    base grows by (2·64/32 − 1)^(8/6) = 3^(4/3), so pair 3 slows by 3 (≥ the stretch 2) and
+    pair 2 by 3^(2/3) ≈ 2.08 (also ≥ 2), pair 1 by 3^(1/3) ≈ 1.44 (blended)."""
+    from posenc.rope_scaling import pair_treatment
+
+    dynamic = {"rope_type": "dynamic", "factor": 2.0}
+    at = {"max_position_embeddings": 32}
+    kept = pair_treatment(8, dynamic, 2.0, 10.0, seq_len=32, **at)
+    assert kept == {"kept": 4, "blended": 0, "interpolated": 0}
+    grown = pair_treatment(8, dynamic, 2.0, 10.0, seq_len=64, **at)
+    assert grown == {"kept": 1, "blended": 1, "interpolated": 2}
+
+
+def test_classify_pairs_rejects_a_faster_pair():
+    from posenc.rope_scaling import classify_pairs
+
+    theta = torch.tensor([1.0, 0.5])
+    with pytest.raises(ValueError, match="faster"):
+        classify_pairs(theta, theta * 2, 2.0)
+
+
+def test_critical_dim_matches_liu_et_al_and_the_slow_pairs():
+    """Llama 2: (128/2)·log_10000(4096/2π) = 64 · 0.7036 = 45.03 → 2 · 46 = 92 (Liu et al.
+    report 92); the tiny LM: 16 · log_10(32/2π) = 11.31 → 24. The rest are the slow pairs."""
+    from posenc.rope import slow_pair_count
+    from posenc.rope_scaling import critical_dim
+
+    assert critical_dim(128, 10000.0, 4096) == 92
+    assert 128 // 2 - slow_pair_count(4096, 128, 10000.0) == 92 // 2
+    assert critical_dim(32, 10.0, 32) == 24
+    assert critical_dim(32, 10000.0, 4) == 0  # L < 2π: no pair completes a turn
+    assert critical_dim(16, 10.0, 10**6) == 16  # every pair does
+    with pytest.raises(ValueError, match="base"):
+        critical_dim(32, 1.0, 32)

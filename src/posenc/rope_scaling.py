@@ -453,6 +453,63 @@ def rotary_embedding(
     )
 
 
+def critical_dim(head_dim: int, base: float, train_len: int) -> int:
+    """Liu et al. (2023, "Scaling Laws of RoPE-based Extrapolation"): the critical dimension
+    d_extra = 2⌈(d/2)·log_base(L/2π)⌉, clamped to [0, d].
+
+    Pair i's period 2π·base^(2i/d) stays within L while i < (d/2)·log_base(L/2π), so the first
+    d_extra dims complete a full turn in training and the other d − d_extra (the slow pairs of
+    :func:`posenc.rope.slow_pair_count`, two dims each) do not; the two counts agree unless
+    (d/2)·log_base(L/2π) is a whole number. Llama 2 (d 128, base 10 000, L 4096): 92, i.e.
+    46 fast pairs and 18 slow ones."""
+    head_dim = check_dim(head_dim, "head_dim")
+    base = check_real("base", base, above=1.0)
+    train_len = check_int("train_len", train_len, minimum=1)
+    pairs = math.ceil(head_dim / 2 * math.log(train_len / (2 * math.pi)) / math.log(base))
+    return 2 * min(max(pairs, 0), head_dim // 2)
+
+
+# --- what a method does to each pair ---------------------------------------------------
+
+PAIR_TREATMENTS = ("kept", "blended", "interpolated")
+
+
+def classify_pairs(theta: Tensor, scaled: Tensor, stretch: float) -> dict[str, int]:
+    """Count the pairs a method keeps (θ'_i = θ_i), interpolates fully (θ'_i ≤ θ_i / stretch,
+    slowed at least as much as the context is stretched) and blends (slowed, but less).
+
+    A pair that turns faster than before (θ'_i > θ_i) is an error: no method does that."""
+    stretch = check_real("stretch", stretch, above=0.0)
+    if theta.shape != scaled.shape:
+        raise ValueError(f"theta {tuple(theta.shape)} and scaled {tuple(scaled.shape)} differ")
+    ratio = scaled.double() / theta.double()  # θ'_i / θ_i, 1 = untouched
+    tol = 1e-9
+    if (ratio > 1 + tol).any():
+        raise ValueError("scaled has a pair faster than theta: not a stretch")
+    kept = int((ratio >= 1 - tol).sum())
+    interpolated = int((ratio <= (1 + tol) / stretch).sum()) if stretch > 1 else 0
+    return {"kept": kept, "blended": len(ratio) - kept - interpolated, "interpolated": interpolated}
+
+
+def pair_treatment(
+    dim: int,
+    scaling: RopeScaling | Mapping[str, Any] | None,
+    stretch: float,
+    base: float | None = None,
+    *,
+    seq_len: int | None = None,
+    max_position_embeddings: int | None = None,
+) -> dict[str, int]:
+    """{"kept", "blended", "interpolated"}: how many of the dim/2 pairs a ``scaling`` dict
+    leaves alone, slows partly, and slows by at least ``stretch`` (the context's stretch E/L);
+    dynamic NTK is read at ``seq_len``. See :func:`classify_pairs`."""
+    plain, _ = rope_init(dim, None, base)
+    scaled, _ = rope_init(dim, scaling, base, max_position_embeddings=max_position_embeddings)
+    if callable(scaled) and not isinstance(scaled, Tensor):
+        scaled = scaled(0 if seq_len is None else check_int("seq_len", seq_len))
+    return classify_pairs(plain, scaled, stretch)
+
+
 # Model families whose checkpoints pair adjacent features (GPT-J's rotate_every_two).
 INTERLEAVED_MODEL_TYPES = ("gptj", "codegen")
 

@@ -137,12 +137,13 @@ def with_scheme(model: TinyLM, scheme: PositionScheme) -> TinyLM:
     return clone
 
 
-def with_rope_scaling(model: TinyLM, scaling: RopeScaling) -> TinyLM:
+def with_rope_scaling(model: TinyLM, scaling: RopeScaling | None) -> TinyLM:
     """A copy of a trained RoPE model whose rotary embedding follows a Hugging Face
     ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings and its
     trained base cfg.rope_base is the base (a ``rope_theta`` in the dict must agree)."""
     cfg = model.cfg
     head_dim = cfg.d_model // cfg.n_heads
+    scaling = scaling or {"rope_type": "default"}
     theta = scaling.get("rope_theta", cfg.rope_base)
     if theta != cfg.rope_base:
         raise ValueError(

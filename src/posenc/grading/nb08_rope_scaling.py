@@ -18,8 +18,11 @@ from posenc.grading.core import (
 )
 
 NOTEBOOK = "08_rope_scaling"
-# yarn_ramp stays a given helper of the notebook; everything that answers an exercise is not.
 OFF_LIMITS = (
+    "posenc.rope_scaling.yarn_ramp",
+    "posenc.rope_scaling.yarn_correction_range",
+    "posenc.rope_scaling.critical_dim",
+    "posenc.rope.slow_pair_count",
     "posenc.rope_scaling.linear_scaled_frequencies",
     "posenc.rope_scaling.ntk_scaled_base",
     "posenc.rope_scaling.dynamic_ntk_base",
@@ -58,16 +61,35 @@ def dynamic_ntk_base(base, factor, dim, seq_len, original_len) -> float:
     return ntk_scaled_base(base, factor * seq_len / original_len - (factor - 1), dim)
 
 
-def yarn_ramp(dim, base, original_len, beta_fast=32, beta_slow=1) -> torch.Tensor:
-    """YaRN's γ_i (1 = interpolate), from the paper's find_correction_range, in float64."""
+def pair_with_turns(turns, dim, base, original_len) -> float:
+    """i(r) = d·ln(L / (2π r)) / (2 ln base): the (fractional) pair turning r times in L."""
+    return dim * math.log(original_len / (turns * 2 * math.pi)) / (2 * math.log(base))
 
-    def pair_with_turns(turns):
-        return dim * math.log(original_len / (turns * 2 * math.pi)) / (2 * math.log(base))
 
-    low = max(math.floor(pair_with_turns(beta_fast)), 0)
-    high = min(math.ceil(pair_with_turns(beta_slow)), dim - 1)
+def ramp_between(low: float, high: float, pairs: int, clamp: bool = True) -> torch.Tensor:
+    """(i − low) / (high − low) per pair, clamped to [0, 1]; HF's guard for low == high."""
     high = high + 0.001 if low == high else high
-    return ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    ramp = (torch.arange(pairs, dtype=torch.float64) - low) / (high - low)
+    return ramp.clamp(0, 1) if clamp else ramp
+
+
+def yarn_range(dim, base, original_len, beta_fast=32, beta_slow=1) -> tuple[int, int]:
+    """find_correction_range with truncation: (⌊i(β_fast)⌋ ≥ 0, ⌈i(β_slow)⌉ ≤ d − 1)."""
+    low = math.floor(pair_with_turns(beta_fast, dim, base, original_len))
+    high = math.ceil(pair_with_turns(beta_slow, dim, base, original_len))
+    return max(low, 0), min(high, dim - 1)
+
+
+def yarn_ramp(dim, base, original_len, beta_fast=32, beta_slow=1) -> torch.Tensor:
+    """YaRN's γ_i (1 = interpolate), as the YaRN authors' find_correction_range and
+    linear_ramp_mask (and HF's with truncate=True) compute it, in float64."""
+    return ramp_between(*yarn_range(dim, base, original_len, beta_fast, beta_slow), dim // 2)
+
+
+def critical_dim(head_dim: int, base: float, train_len: int) -> int:
+    """2⌈(d/2)·log_base(L/2π)⌉ clamped to [0, d] (Liu et al., 2023)."""
+    pairs = math.ceil(head_dim / 2 * math.log(train_len / (2 * math.pi)) / math.log(base))
+    return 2 * min(max(pairs, 0), head_dim // 2)
 
 
 def yarn_truth(dim, base, factor, original_len) -> tuple[torch.Tensor, float]:
@@ -84,6 +106,46 @@ def _tensor_case(label, args, truth, allowed, mistakes) -> Case:
         expect_close(out, truth, label, allowed, mistakes, dtype=None)
 
     return Case(label, run)
+
+
+def _exact_case(label, args, expected: int, wrong: dict[str, float]) -> Case:
+    def run(fn):
+        expect_number(call(fn, *args), expected, label, wrong, rel_tol=0.0, abs_tol=1e-9)
+
+    return Case(label, run)
+
+
+@exercise("critical_dim", NOTEBOOK, OFF_LIMITS)
+def critical_dim_cases() -> list[Case]:
+    cases = []
+    for d, base, L in [
+        (128, 10000.0, 4096),
+        (32, 10.0, 32),
+        (128, 500000.0, 8192),
+        (64, 10000.0, 2048),
+        (128, 1000000.0, 32768),
+        (32, 10000.0, 4),
+        (16, 10.0, 1_000_000),
+    ]:
+        x = d / 2 * math.log(L / (2 * math.pi)) / math.log(base)
+        wrong = {
+            "rounded down: the first ⌈(d/2)·log_base(L/2π)⌉ pairs complete a turn in L": 2
+            * min(max(math.floor(x), 0), d // 2),
+            "counted pairs, not dimensions: d_extra = 2 × the pairs": min(
+                max(math.ceil(x), 0), d // 2
+            ),
+            "log_base(L), not log_base(L / 2π): a pair's period is 2π / θ_i": 2
+            * min(max(math.ceil(d / 2 * math.log(L) / math.log(base)), 0), d // 2),
+            "natural log: log_base(x) = ln(x) / ln(base)": 2
+            * min(max(math.ceil(d / 2 * math.log(L / (2 * math.pi))), 0), d // 2),
+            "counted the slow dims (periods beyond L); d_extra counts the ones within L": d
+            - critical_dim(d, base, L),
+            "not clamped to [0, head_dim]": 2 * math.ceil(x),
+        }
+        expected = critical_dim(d, base, L)
+        label = f"head_dim {d}, base {base:g}, L {L}"
+        cases.append(_exact_case(label, (d, base, L), expected, wrong))
+    return cases
 
 
 def _linear_mistakes(dim: int, base: float, f: float) -> Mistakes:
@@ -183,6 +245,61 @@ def dynamic_cases() -> list[Case]:
             )
         )
     return cases
+
+
+def _ramp_mistakes(dim, base, L, fast, slow) -> Mistakes:
+    low, high = yarn_range(dim, base, L, fast, slow)
+    pairs = dim // 2
+    swapped = yarn_range(dim, base, L, slow, fast)  # low from β_slow: a falling ramp
+    exact = (
+        max(pair_with_turns(fast, dim, base, L), 0),
+        min(pair_with_turns(slow, dim, base, L), dim - 1),
+    )
+
+    def as_wavelength(beta):  # β read as a wavelength (positions), not as turns in L
+        return dim * math.log(beta / (2 * math.pi)) / (2 * math.log(base))
+
+    wave = sorted((as_wavelength(slow), as_wavelength(fast)))
+    shifted = ((torch.arange(1, pairs + 1, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    return Mistakes(
+        {
+            "β_fast and β_slow swapped: β_fast (many turns, fast pairs) gives the low end of "
+            "the ramp, β_slow (one turn) the high end": lambda: ramp_between(*swapped, pairs),
+            "ramp reversed: γ = 0 (keep θ) for the fast pairs below the low end, γ = 1 "
+            "(interpolate) for the slow ones above the high end": lambda: (
+                1 - ramp_between(low, high, pairs)
+            ),
+            "ramp not clamped: clamp (i − low) / (high − low) to [0, 1]": lambda: ramp_between(
+                low, high, pairs, clamp=False
+            ),
+            "β read as a wavelength: β counts turns over L, so the bound pair has wavelength "
+            "L / β, i(β) = d·ln(L / (2π β)) / (2 ln base)": lambda: ramp_between(
+                max(math.floor(wave[0]), 0), min(math.ceil(wave[1]), dim - 1), pairs
+            ),
+            "pair indices off by one: the ramp runs over i = 0 … d/2 − 1": lambda: shifted,
+            "bounds not rounded: YaRN floors the low end and ceils the high end (the authors' "
+            "code, and Hugging Face's default truncate=True)": lambda: ramp_between(*exact, pairs),
+        }
+    )
+
+
+def _ramp_case(label, dim, base, L, fast=32.0, slow=1.0) -> Case:
+    truth = yarn_ramp(dim, base, L, fast, slow)
+    mistakes = _ramp_mistakes(dim, base, L, fast, slow)
+    # a float32 (i − low) / (high − low) of a number ≤ 1 rounds by a few units
+    allowed = allowed_error(torch.full_like(truth, 4.0))
+    return _tensor_case(label, (dim, base, L, fast, slow), truth, allowed, mistakes)
+
+
+@exercise("yarn_ramp", NOTEBOOK, OFF_LIMITS)
+def yarn_ramp_cases() -> list[Case]:
+    return [
+        _ramp_case("Llama 2: dim 128, base 10000, L 4096", 128, 10000.0, 4096),
+        _ramp_case("dim 64, base 10000, L 2048", 64, 10000.0, 2048),
+        _ramp_case("dim 128, base 500000, L 8192", 128, 500000.0, 8192),
+        _ramp_case("our tiny model: dim 32, base 10, L 32", 32, 10.0, 32),
+        _ramp_case("dim 64, base 10000, L 4096, β_fast 16, β_slow 2", 64, 10000.0, 4096, 16, 2),
+    ]
 
 
 def _yarn_case(label, dim, base, f, L) -> Case:
