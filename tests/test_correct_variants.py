@@ -8,6 +8,7 @@ Python loops would write them (tests/correct_variants_a.py, _b.py: none imports 
 
 import correct_variants_a as a
 import correct_variants_b as b
+import correct_variants_nb04 as nb04
 import pytest
 import test_graders_10 as nb10
 
@@ -62,6 +63,14 @@ VARIANTS.update(  # notebook 10's, written beside its wrong-answer tests
     mrope_position_ids=[nb10.ids_loop, nb10.ids_meshgrid, nb10.ids_numpy],
     apply_mrope=[nb10.mrope_hf, nb10.mrope_hf_old, nb10.mrope_gather],
     mla_scores_absorbed=[nb10.mla_einsum, nb10.mla_loop, nb10.mla_concat],
+)
+VARIANTS.update(  # notebook 04's decoding step with a KV cache
+    rope_decode_step=[
+        nb04.decode_hf_dynamic_cache,
+        nb04.decode_meta_llama,
+        nb04.decode_numpy64,
+        nb04.decode_einsum_rotation_matrix,
+    ],
 )
 for _drill, _source in DRILLS.items():
     VARIANTS[_drill] = VARIANTS[_source]
