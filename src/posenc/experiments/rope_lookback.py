@@ -111,6 +111,7 @@ def run(seeds=(0, 1, 2, 3, 4), test_len: int = TEST_LEN) -> dict:
         },
         "seeds": per_seed,
         "machine": machine_name(),
+        "torch": torch.__version__,
         "wall_s": round(time.time() - start, 1),
     }
 
@@ -119,7 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 … n − 1 (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # results are deterministic per seed and thread count
     result = run(tuple(range(args.seeds)))
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out} ({result['wall_s']} s)")
