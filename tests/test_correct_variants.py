@@ -9,6 +9,7 @@ Python loops would write them (tests/correct_variants_a.py, _b.py: none imports 
 import correct_variants_a as a
 import correct_variants_b as b
 import correct_variants_nb03 as nb03
+import correct_variants_nb04 as nb04
 import correct_variants_nb08 as nb08
 import pytest
 import test_graders_10 as nb10
@@ -74,6 +75,14 @@ VARIANTS["shaw_relative_attention"] = [  # notebook 03's Shaw exercise
 VARIANTS.update(  # notebook 08's YaRN ramp and critical dimension
     yarn_ramp=[nb08.ramp_hf, nb08.ramp_authors, nb08.ramp_numpy],
     critical_dim=[nb08.critical_liu, nb08.critical_loop, nb08.critical_numpy],
+)
+VARIANTS.update(  # notebook 04's decoding step with a KV cache
+    rope_decode_step=[
+        nb04.decode_hf_dynamic_cache,
+        nb04.decode_meta_llama,
+        nb04.decode_numpy64,
+        nb04.decode_einsum_rotation_matrix,
+    ],
 )
 for _drill, _source in DRILLS.items():
     VARIANTS[_drill] = VARIANTS[_source]

@@ -192,7 +192,13 @@ def test_rope_attention_grader_rejects(wrong, hint):
 
 def test_solution_answers_pass():
     ns = solution_namespace(NB)
-    for name in ("rope_frequencies", "apply_rope", "apply_rope_interleaved", "rope_attention"):
+    for name in (
+        "rope_frequencies",
+        "apply_rope",
+        "apply_rope_interleaved",
+        "rope_attention",
+        "rope_decode_step",
+    ):
         assert_accepted(name, ns[name])
 
 
@@ -247,3 +253,70 @@ def test_a_precision_failure_names_measured_and_allowed_error():
     result = run_cases("apply_rope", rope_float16_positions)
     assert "max error" in result.hint and "allowed" in result.hint
     assert "likely cause" in result.hint
+
+
+# --- rope_decode_step: the classic mistakes of a RoPE KV cache ----------------------------
+
+
+def _decoder(*, q_at=0, k_at=0, store_rotated=True, rotate_cache_at=None, rotate_output=False):
+    """A learner-style decoding step with switches for each classic mistake: q and k rotated at
+    ``position + q_at`` / ``position + k_at`` (None: not rotated; "zero": at position 0),
+    the cache rotated again at use (``rotate_cache_at``: "own" positions or the "query"'s)."""
+
+    def at(position, shift):
+        return torch.tensor([0 if shift == "zero" else position + shift])
+
+    def step(q, k, v, cache_k, cache_v, position):
+        new_k = k if k_at is None or not store_rotated else apply_rope(k, at(position, k_at))
+        cache_k, cache_v = torch.cat([cache_k, new_k], -2), torch.cat([cache_v, v], -2)
+        keys = cache_k
+        if rotate_cache_at == "own":
+            keys = apply_rope(cache_k, torch.arange(position + 1))
+        elif rotate_cache_at == "query":
+            keys = apply_rope(cache_k, torch.full((position + 1,), position))
+        query = q if rotate_output else apply_rope(q, at(position, q_at))
+        out = attention_reference(query, keys, cache_v)
+        return (apply_rope(out, at(position, 0)) if rotate_output else out), cache_k, cache_v
+
+    return step
+
+
+def _d(doc, **switches):
+    fn = _decoder(**switches)
+    fn.__doc__ = doc
+    return fn
+
+
+def decode_rotates_cache_in_place(q, k, v, cache_k, cache_v, position):
+    """rotates the stored cache again at every step and writes it back (angles pile up)"""
+    cache_k = torch.cat([cache_k, apply_rope(k, torch.tensor([position]))], -2)
+    cache_k = apply_rope(cache_k, torch.arange(position + 1))
+    cache_v = torch.cat([cache_v, v], -2)
+    out = attention_reference(apply_rope(q, torch.tensor([position])), cache_k, cache_v)
+    return out, cache_k, cache_v
+
+
+def decode_returns_output_only(q, k, v, cache_k, cache_v, position):
+    """forgets to return the cache"""
+    return _decoder()(q, k, v, cache_k, cache_v, position)[0]
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_d("cached keys rotated again at use", rotate_cache_at="own"), "rotated again"),
+        (_d("every token at position 0", q_at="zero", k_at="zero"), "position 0"),
+        (_d("new key stored unrotated", store_rotated=False), "without its rotation"),
+        (
+            _d("whole cache at the query's position", store_rotated=False, rotate_cache_at="query"),
+            "query's position",
+        ),
+        (_d("rotation after attention", store_rotated=False, rotate_output=True), "output"),
+        (_d("query one position late", q_at=1), "one position after"),
+        (_d("q and k one position late", q_at=1, k_at=1), "one position too far"),
+        (decode_rotates_cache_in_place, None),
+        (decode_returns_output_only, "return the tuple"),
+    ],
+)
+def test_rope_decode_step_grader_rejects(wrong, hint):
+    assert_rejected("rope_decode_step", wrong, hint)

@@ -20,7 +20,9 @@ from posenc.rope import (
     rope_cached_,
     rope_cos_sin,
     rope_decay_bound,
+    rope_decode_step,
     rope_frequencies,
+    rope_scores_by_distance,
     rope_wavelengths,
     rotate_half,
     rotate_interleaved,
@@ -368,3 +370,44 @@ def test_base_for_slow_fraction_puts_the_boundary_pair_at_the_length():
         base_for_slow_fraction(64, 8, 1.0)
     with pytest.raises(ValueError, match="length"):
         slow_pair_count(0, 8)
+
+
+# --- decoding with a KV cache, scores by distance -----------------------------------------
+
+
+def test_decode_steps_equal_one_causal_pass():
+    """Token by token from an empty cache == causal attention over the whole sequence."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 3, 10, 16, dtype=torch.float64).unbind(0)
+    cache_k = cache_v = torch.empty(2, 3, 0, 16, dtype=torch.float64)
+    outs = []
+    for t in range(10):
+        one = slice(t, t + 1)
+        out, cache_k, cache_v = rope_decode_step(
+            q[..., one, :], k[..., one, :], v[..., one, :], cache_k, cache_v, t
+        )
+        outs.append(out)
+    pos = torch.arange(10)
+    full = attention_reference(apply_rope(q, pos), apply_rope(k, pos), v, causal=True)
+    torch.testing.assert_close(torch.cat(outs, -2), full, rtol=0, atol=1e-12)
+    torch.testing.assert_close(cache_k, apply_rope(k, pos), rtol=0, atol=1e-12)
+
+
+def test_decode_step_rejects_a_cache_of_the_wrong_length():
+    x = torch.randn(1, 4)
+    with pytest.raises(ValueError, match="cache must hold the 3 positions"):
+        rope_decode_step(x, x, x, torch.randn(2, 4), torch.randn(2, 4), 3)
+    with pytest.raises(ValueError, match="one new token"):
+        rope_decode_step(torch.randn(2, 4), x, x, torch.randn(3, 4), torch.randn(3, 4), 3)
+
+
+def test_scores_by_distance_equal_scores_at_positions():
+    """(R_r q)·k == (R_m q)·(R_n k) for every m − n = r, here with n = 40."""
+    torch.manual_seed(1)
+    q, k = torch.randn(5, 32, dtype=torch.float64), torch.randn(5, 32, dtype=torch.float64)
+    distances = torch.tensor([0, 1, 7, 90])
+    got = rope_scores_by_distance(q, k, distances, base=500.0)  # (5, 4)
+    for j, r in enumerate(distances.tolist()):
+        m, n = torch.tensor([40 + r]), torch.tensor([40])
+        want = apply_rope(q[:, None], m, base=500.0) * apply_rope(k[:, None], n, base=500.0)
+        torch.testing.assert_close(got[:, j], want.sum(-1)[:, 0], rtol=0, atol=1e-10)

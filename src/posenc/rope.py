@@ -521,3 +521,63 @@ def base_for_slow_fraction(length: int, dim: int, fraction: float) -> float:
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
     return (length / (2 * math.pi)) ** (1.0 / (1.0 - fraction))
+
+
+# --- decoding token by token with a KV cache -----------------------------------------------
+
+
+def rope_decode_step(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cache_k: Tensor,
+    cache_v: Tensor,
+    position: int,
+    *,
+    base: float = 10000.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One decoding step of causal RoPE attention with a KV cache (half layout).
+
+    q, k, v: (..., 1, d), the new token's projections; cache_k, cache_v: (..., t, d), the keys
+    of positions 0 … t − 1 *already rotated* and their values; ``position`` = t, the new token's.
+
+        k_t ← R_{Θ,t} k_t  (rotated once, at its own position, then stored for good)
+        out = softmax(R_{Θ,t} q · [cache_k; k_t]ᵀ / √d) [cache_v; v_t]
+
+    The new query sees every cached key (nothing in the cache is in its future), so no mask is
+    needed. Running it for t = 0 … T − 1 from an empty cache equals causal attention over the
+    whole sequence. Returns (out (..., 1, d), cache_k (..., t + 1, d), cache_v (..., t + 1, d)).
+    """
+    position = check_int("position", position, minimum=0)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, Tensor) or t.ndim < 2 or t.shape[-2] != 1:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be one new token, shape (..., 1, d), got {shape}")
+    if cache_k.shape[-2] != position or cache_v.shape[-2] != position:
+        raise ValueError(
+            f"the cache must hold the {position} positions before position {position}, got "
+            f"cache_k {tuple(cache_k.shape)} and cache_v {tuple(cache_v.shape)}"
+        )
+    at = torch.tensor([position])
+    cache_k = torch.cat([cache_k, apply_rope(k, at, base=base)], dim=-2)  # (..., t + 1, d)
+    cache_v = torch.cat([cache_v, v], dim=-2)
+    scores = apply_rope(q, at, base=base) @ cache_k.transpose(-1, -2)  # (..., 1, t + 1)
+    weights = torch.softmax(scores / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ cache_v, cache_k, cache_v
+
+
+def rope_scores_by_distance(q: Tensor, k: Tensor, distances: Tensor, *, base: float = 10000.0):
+    """q_m · k_n for every distance r = m − n in ``distances`` (half layout).
+
+    The score depends on m − n only, so q is rotated by r and k left at position 0:
+    q_m · k_n = (R_{Θ,r} q) · k.  q, k: (..., d), broadcasting against each other;
+    distances: (R,) integers.  Returns (..., R), in q's dtype promoted to float32.
+    """
+    distances = _check_positions(distances)
+    if distances.ndim != 1:
+        raise ValueError(f"distances must be 1-D (R,), got shape {tuple(distances.shape)}")
+    q, k = torch.broadcast_tensors(q, k)  # (..., d)
+    rotated = apply_rope(
+        q[..., None, :].expand(*q.shape[:-1], len(distances), q.shape[-1]), distances, base=base
+    )  # (..., R, d)
+    return (rotated * k[..., None, :].to(rotated.dtype)).sum(-1)

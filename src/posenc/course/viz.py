@@ -175,6 +175,69 @@ def rope_rotation_explorer(frequencies_fn: Callable[[int], Tensor], dim: int = 6
     )
 
 
+def plot_score_decay(ax, distances: Tensor, curves: dict[str, Tensor], bound: Tensor) -> None:
+    """Measured RoPE scores against distance (each curve divided by its value at distance 0)
+    beside RoFormer's decay bound, divided the same way (notebook 04)."""
+    ax.plot(distances, bound / bound[0], color="black", ls="--", lw=1, label="RoFormer's bound")
+    for label, curve in curves.items():
+        ax.plot(distances, curve / curve[0], lw=1.2, label=label)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("relative distance m − n (positions)")
+    ax.set_ylabel("relative to distance 0")
+    ax.legend(fontsize=8)
+
+
+def plot_score_profile(
+    ax, profile: Tensor, *, lookback: int, train_len: int, aliases: list[int]
+) -> None:
+    """Each head's content-averaged score against the distance m − n, the look-back offset's
+    score as a dotted line per head, and the unseen offsets that reach it (notebook 04)."""
+    distances = torch.arange(profile.shape[-1])
+    for head, row in enumerate(profile):
+        (line,) = ax.plot(distances, row, lw=1, label=f"head {head}")
+        ax.axhline(row[lookback].item(), color=line.get_color(), ls=":", lw=0.8)
+    ax.axvline(train_len, color="grey", ls="--", lw=1, label=f"training length {train_len}")
+    for r in aliases:
+        ax.axvline(r, color="red", alpha=0.25, lw=2)
+    ax.set_xlabel("distance m − n (positions); red: aliases of the look-back offset")
+    ax.set_ylabel("mean score q·k/√d")
+    ax.legend(fontsize=8, ncol=3)
+
+
+def plot_window_band(
+    ax,
+    windows: Tensor,
+    *,
+    width: int,
+    train_len: int,
+    chance: float,
+    live: Tensor | None = None,
+) -> None:
+    """Accuracy per window of ``width`` positions over seeds ((seeds, n_windows)): the mean,
+    a min–max band, and optionally one run drawn on top (notebook 04)."""
+    from posenc.experiments.styles import style
+
+    centres = torch.arange(windows.shape[-1]) * width + width / 2
+    rope = style("rope")
+    ax.fill_between(
+        centres,
+        windows.min(0).values,
+        windows.max(0).values,
+        color=rope["color"],
+        alpha=0.2,
+        label=f"min–max over {len(windows)} seeds",
+    )
+    ax.plot(centres, windows.mean(0), **{**rope, "label": "RoPE, mean over seeds"})
+    if live is not None:
+        ax.plot(centres, live, color=rope["color"], ls=":", label="this notebook's model")
+    ax.axvline(train_len, color="grey", ls="--", lw=1, label="training length")
+    ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance (1/{round(1 / chance)})")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(f"position t (centre of each window of {width})")
+    ax.set_ylabel("accuracy (fraction correct)")
+    ax.legend(fontsize=8)
+
+
 def alibi_head_explorer(slopes_fn: Callable[[int], Tensor], bias_fn: Callable[[int, int], Tensor]):
     """Sliders for the head count, the head and the length: one head's ALiBi bias, and the
     attention weights that bias alone gives the last query (notebook 05). ``slopes_fn`` and

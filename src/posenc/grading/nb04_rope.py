@@ -31,6 +31,7 @@ OFF_LIMITS = (
     "posenc.rope.apply_rope",
     "posenc.rope.apply_rope_complex",
     "posenc.rope.RotaryEmbedding",
+    "posenc.rope.rope_decode_step",
     "posenc.rope_scaling.rope_scaled_frequencies",
 )
 PRECISION_HINT = (
@@ -357,4 +358,137 @@ def rope_attention_cases() -> list[Case]:
         ),
         _attention_case("one token", 30, (1, 4), torch.arange(1)),
         _shift_invariance_case(),
+    ]
+
+
+# --- rope_decode_step: token by token with a KV cache -------------------------------------
+
+# A classic mistake, modelled by where it puts the query and each key: position(t) of the
+# query at step t, position(j, t) of the key of token j (j < start: the prefilled cache, whose
+# keys the grader stored correctly rotated at j).
+DECODE_MISTAKES = {
+    "the cached keys were rotated again at every step (each key then turns by twice its "
+    "position); a key is rotated once, when it is stored, and the cache is used as it is": (
+        lambda t: t,
+        lambda j, t, start: 2 * j,
+    ),
+    "every new token was rotated at position 0 (arange(1) of the one-token chunk, or a counter "
+    "reset), or every key at the query's position: either way the scores carry no position — "
+    "rotate q and k at `position`, each key once, when it is stored": (
+        lambda t: 0,
+        lambda j, t, start: j if j < start else 0,
+    ),
+    "the new key was stored without its rotation (only q was rotated): rotate k at `position` "
+    "before writing it to the cache": (
+        lambda t: t,
+        lambda j, t, start: j if j < start else 0,
+    ),
+    "every key was rotated at the query's position (the whole cache turned by the current "
+    "position at each step); each key keeps the rotation of its own position": (
+        lambda t: t,
+        lambda j, t, start: (j if j < start else 0) + t,
+    ),
+    "the query sits one position after its own key (position + 1, e.g. the cache length read "
+    "after appending): rotate q and k at the same `position`": (
+        lambda t: t + 1,
+        lambda j, t, start: j,
+    ),
+}
+CACHE_MISTAKES = {
+    "the cache holds the keys unrotated; store each key already rotated at its position "
+    "(that is what makes the cache reusable)": lambda j: 0 * j,
+    "the cache holds keys rotated one position too far (position + 1 for both q and k: the "
+    "scores hide it, the cache does not)": lambda j: j + 1,
+    "the cache holds keys rotated twice; rotate each key once, when it is stored": lambda j: 2 * j,
+}
+
+
+def _decode_model(q, k, v, start, q_pos, k_pos) -> torch.Tensor:
+    """The outputs of steps start … T − 1 of a decoder that puts q and the keys where
+    ``q_pos`` and ``k_pos`` say, in float64.  (..., T − start, d)"""
+    rows = []
+    for t in range(start, q.shape[-2]):
+        q_t = rope_truth(q[..., t : t + 1, :], torch.tensor([q_pos(t)]))
+        keys = rope_truth(
+            k[..., : t + 1, :], torch.tensor([k_pos(j, t, start) for j in range(t + 1)])
+        )
+        rows.append(attention64(q_t, keys, v[..., : t + 1, :]))
+    return torch.cat(rows, dim=-2)
+
+
+def _decode_mistakes(q, k, v, start) -> Mistakes:
+    makers = {
+        hint: (lambda qp=qp, kp=kp: _decode_model(q, k, v, start, qp, kp))
+        for hint, (qp, kp) in DECODE_MISTAKES.items()
+    }
+    makers["the rotation was applied to the attention output instead of to q and k"] = lambda: (
+        rope_truth(
+            _decode_model(q, k, v, start, lambda t: 0, lambda j, t, s: j if j < s else 0),
+            torch.arange(start, q.shape[-2]),
+        )
+    )
+    return Mistakes(makers)
+
+
+def _run_decoder(fn, q, k, v, start, label):
+    """Drive the learner's step from the grader's prefilled cache (keys 0 … start − 1 rotated
+    in float64, stored in float32) to the end of the sequence; return (outputs, cache_k)."""
+    cache_k = rope_truth(k[..., :start, :], torch.arange(start)).float()
+    cache_v = v[..., :start, :].clone()
+    outs = []
+    for t in range(start, q.shape[-2]):
+        one = slice(t, t + 1)
+        got = call(fn, q[..., one, :], k[..., one, :], v[..., one, :], cache_k, cache_v, t)
+        if not (isinstance(got, tuple) and len(got) == 3):
+            raise Mismatch(
+                f"{label}: return the tuple (out, cache_k, cache_v), got {type(got).__name__}",
+                specific=True,
+            )
+        out, cache_k, cache_v = got
+        for name, tensor, rows in (("out", out, 1), ("cache_k", cache_k, t + 1)):
+            if not isinstance(tensor, torch.Tensor) or tensor.shape[-2] != rows:
+                shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else tensor
+                raise Mismatch(
+                    f"{label}: at position {t}, {name} should have {rows} row(s) on axis -2 "
+                    f"(..., {rows}, d), got {shape}",
+                    specific=True,
+                )
+        outs.append(out)
+    return torch.cat(outs, dim=-2), cache_k
+
+
+def _decode_case(label, seed, shape, start=0) -> Case:
+    def run(fn):
+        q, k, v = (randn(*shape, seed=seed + i) for i in range(3))
+        seq = shape[-2]
+        outs, cache_k = _run_decoder(fn, q, k, v, start, label)
+        truth = rope_attention_truth(q, k, v, torch.arange(seq))[..., start:, :]
+        allowed = attention_allowed(q, k, v, angle=seq - 1)
+        expect_close(outs, truth, label, allowed, _decode_mistakes(q, k, v, start))
+        stored = rope_truth(k, torch.arange(seq))
+        wrong = Mistakes(
+            {
+                h: (lambda p=p: rope_truth(k, torch.tensor([p(j) for j in range(seq)])))
+                for h, p in CACHE_MISTAKES.items()
+            }
+        )
+        expect_close(
+            cache_k,
+            stored,
+            f"{label}, the keys in the cache",
+            rope_allowed(k, torch.arange(seq)),
+            wrong,
+        )
+
+    return Case(label, run)
+
+
+@exercise("rope_decode_step", NOTEBOOK, OFF_LIMITS)
+def rope_decode_step_cases() -> list[Case]:
+    return [
+        _decode_case("(heads 2, 6 tokens, dim 8) from an empty cache", 50, (2, 6, 8)),
+        _decode_case("one pair (dim 2), 5 tokens", 60, (5, 2)),
+        _decode_case("(batch 2, heads 3, dim 16), 5 cached, then 4 steps", 70, (2, 3, 9, 16), 5),
+        _decode_case("(heads 2, dim 32), 60 cached, then 3 steps", 80, (2, 63, 32), 60),
+        _decode_case("(heads 12, dim 64), 1 cached, then 2 steps", 90, (12, 3, 64), 1),
     ]
