@@ -166,3 +166,17 @@ def test_committed_used_by_matches_transformers():
 
     committed = json.loads((RESULTS / USED_BY_FILE).read_text(encoding="utf-8"))
     assert used_by_evidence() == committed["models"], "python -m posenc.course.headline --used-by"
+
+
+def test_the_command_rewrites_readme_in_place(tmp_path, monkeypatch):
+    from posenc.course.headline import main
+
+    shutil.copytree(RESULTS, tmp_path / "results")
+    stale = f"intro\n{START}\n| old table |\n{END}\noutro\n"
+    (tmp_path / "README.md").write_text(stale, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--readme"]) == 0
+    fresh = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert fresh == f"intro\n{START}\n{headline_table(RESULTS)}\n{END}\noutro\n"
+    with pytest.raises(SystemExit, match="unknown option"):
+        main(["--readmee"])

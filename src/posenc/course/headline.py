@@ -28,6 +28,8 @@ it is one of several (ranges overlap, or two implementations differ), *disagrees
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import statistics
@@ -122,7 +124,7 @@ def position_gaps(
     0, 2, 4, … (the offsets j − i double). Parameters are drawn at random, as after training
     (a zero-initialised T5 table would hide position)."""
     gen = torch.Generator().manual_seed(seed)
-    scheme = scheme.double()
+    scheme = copy.deepcopy(scheme).double()  # the caller's scheme keeps its parameters
     with torch.no_grad():
         for p in scheme.parameters():
             p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
@@ -150,6 +152,7 @@ def classify(shift_gap: float, move_gap: float) -> str:
     return "relative" if move_gap > TOLERANCE else "none"
 
 
+@functools.cache  # a pure function of the name: measured once per process
 def measured_type(name: str) -> tuple[str, float, float]:
     """(type, shift gap, move gap) of scheme ``name`` as the course's tiny LM builds it."""
     from posenc.experiments.model import ModelConfig, make_scheme
@@ -193,7 +196,7 @@ def ppl_cell(ext: dict, row: str, length: int) -> Spread | None:
         return None
     spread = ext.get("ppl_spread", {}).get(row, {}).get(str(length))
     if spread is not None:
-        return Spread(mean, spread["sd"], spread["min"], spread["max"])
+        return Spread(mean, spread.get("sd"), spread.get("min", mean), spread.get("max", mean))
     seeds = [v for v in ext.get("per_seed", {}).get(row, {}).get(str(length), []) if v is not None]
     if len(seeds) < 2:
         return Spread(mean, None, mean, mean)
@@ -419,7 +422,9 @@ the seed table; their claims are the course's own.
   *agrees* when every implementation has the claimed grade, *partly* when one has.
 - **Used by**: each named model's config class defaults and modeling source in Hugging Face
   transformers {used_by["transformers_version"]} (✓: the claimed scheme is in its code); the
-  original Transformer from its paper. All named models ✓: *agrees*; some: *partly*.
+  original Transformer from its paper. ChatGLM is read from transformers' GLM port
+  (GlmConfig) and Qwen from Qwen2Config: the first ChatGLM and Qwen ship their own code.
+  All named models ✓: *agrees*; some: *partly*.
 
 Measured: extrapolation in `results/extrapolation_full.json` (a {settings.get("d_model")}-wide,
 {settings.get("n_layers")}-layer byte-level LM trained at L = {L} on the Python standard
