@@ -135,20 +135,26 @@ def test_ppl_cell_reads_the_spread_or_the_seeds():
 # --- the table, results/ and README ---------------------------------------------------------
 
 
+def alibi_cell(table: str, column: int) -> str:
+    row = next(line for line in table.splitlines() if line.startswith("| ALiBi"))
+    return row.strip("| ").split(" | ")[column]
+
+
 def test_headline_table_follows_the_results_files(tmp_path):
     for name in ("extrapolation_full.json", "bench_cpu.json", USED_BY_FILE):
         shutil.copy(RESULTS / name, tmp_path)
     before = headline_table(tmp_path)
-    alibi = next(line for line in before.splitlines() if line.startswith("| ALiBi"))
-    assert "极好 excellent: **agrees**" in alibi
+    extrapolation = alibi_cell(before, column=2)
+    assert "→ 极好 excellent (" in extrapolation and extrapolation.endswith("**agrees**")
     data = json.loads((tmp_path / "extrapolation_full.json").read_text())
     data["ppl"]["alibi"]["256"] = 123.456
     data.get("per_seed", {}).pop("alibi", None)
     data.get("ppl_spread", {}).pop("alibi", None)
     (tmp_path / "extrapolation_full.json").write_text(json.dumps(data))
     after = headline_table(tmp_path)
-    alibi = next(line for line in after.splitlines() if line.startswith("| ALiBi"))
-    assert "123.46" in alibi and "差 poor: **disagrees**" in alibi
+    extrapolation = alibi_cell(after, column=2)
+    assert "→ 差 poor (" in extrapolation and "123.46 at 8L" in extrapolation
+    assert extrapolation.endswith("**disagrees**")
 
 
 def test_readme_table_is_the_generators_output():

@@ -329,30 +329,32 @@ def type_cell(name: str, claim: Claim) -> str:
     kind, shift, move = measured_type(name)
     how = {
         "absolute": f"a shift moves the scores by {shift:.2g}",
-        "relative": f"a shift moves no score; doubling j − i moves them by {move:.2g}",
-        "none": "no shift or move of the positions changes a score",
+        "relative": f"a shift moves no score, doubling j − i moves them by {move:.2g}",
+        "none": "neither a shift nor a change of j − i moves a score",
     }[kind]
     word = "agrees" if kind == claim.type else "disagrees"
-    return f"{_claimed(ZH[claim.type], claim.course)} → {how}: {kind}: **{word}**"
+    return f"{_claimed(ZH[claim.type], claim.course)} → {ZH[kind]} ({how}): **{word}**"
 
 
 def extrapolation_cell(name: str, claim: Claim, ext: dict) -> str:
     L = ext["train_len"]
     at_l, at_8l = ppl_cell(ext, name, L), ppl_cell(ext, name, 8 * L)
     claimed = _claimed(claim.extrapolation and ZH[claim.extrapolation], False)
-    if name == "nope":
-        return f"{claimed} → {at_l} → {at_8l} (×{at_8l.mean / at_l.mean:.2f}): the yardstick"
     if at_8l is None:
         clamped = ppl_cell(ext, f"{name}_clamped", 8 * L)
-        figure = f"{at_l} → cannot run past L" + (f" (clamped: {clamped})" if clamped else "")
+        figure = f"ppl {at_l} at L, cannot run past L" + (
+            f"; clamped, {clamped} at 8L" if clamped else ""
+        )
     else:
-        figure = f"{at_l} → {at_8l} (×{at_8l.mean / at_l.mean:.2f})"
+        figure = f"ppl {at_l} at L → {at_8l} at 8L, ×{at_8l.mean / at_l.mean:.2f}"
         if f"{name}_ntk" in ext["ppl"]:
-            figure += f"; NTK-scaled: {ppl_cell(ext, f'{name}_ntk', 8 * L)}"
+            figure += f"; NTK-scaled, {ppl_cell(ext, f'{name}_ntk', 8 * L)}"
+    if name == "nope":
+        return f"{claimed} → the yardstick ({figure})"
     nope = ppl_cell(ext, "nope", L), ppl_cell(ext, "nope", 8 * L)
     grades = extrapolation_grades(at_l, at_8l, *nope)
     grade = " or ".join(ZH[g] for g in EXTRAPOLATION_GRADES if g in grades)
-    return _ending(f"{claimed} → {figure}: {grade}", verdict(claim.extrapolation, grades))
+    return _ending(f"{claimed} → {grade} ({figure})", verdict(claim.extrapolation, grades))
 
 
 FUSED = {"alibi": "flex, ALiBi score_mod", "t5": "flex, T5 score_mod"}  # bench_cpu.json keys
@@ -369,7 +371,7 @@ def efficiency_cell(name: str, claim: Claim, bench: dict) -> str:
         parts.append(f"fused kernel {fused:.2f}×")
         grades.append(efficiency_grade(fused))
     if name == "nope":
-        return f"{_claimed(None, False)} → {parts[0]}: the yardstick"
+        return f"{_claimed(None, False)} → the yardstick ({parts[0]})"
     measured = ", ".join(f"{p} ({ZH[g]})" for p, g in zip(parts, grades, strict=True))
     claimed = _claimed(claim.efficiency and ZH[claim.efficiency], False)
     return _ending(f"{claimed} → {measured}", efficiency_verdict(claim.efficiency, grades))
