@@ -186,3 +186,32 @@ def test_the_command_rewrites_readme_in_place(tmp_path, monkeypatch):
     assert fresh == f"intro\n{START}\n{headline_table(RESULTS)}\n{END}\noutro\n"
     with pytest.raises(SystemExit, match="unknown option"):
         main(["--readmee"])
+
+
+def test_used_by_marks_each_model():
+    from posenc.course.headline import CLAIMS, used_by_cell
+
+    evidence = {"BLOOM": {"alibi": "build_alibi_tensor"}, "MPT": {"rope": "rotary"}}
+    cell = used_by_cell(CLAIMS["alibi"], "alibi", evidence)
+    assert "BLOOM ✓ `build_alibi_tensor`" in cell and "MPT ✗ `rotary`" in cell
+    assert cell.endswith("**partly**")
+    evidence["BLOOM"] = {}
+    assert used_by_cell(CLAIMS["alibi"], "alibi", evidence).endswith("**disagrees**")
+
+
+def test_position_evidence_finds_what_each_model_is_known_to_use():
+    pytest.importorskip("transformers")
+    from posenc.model_families import position_evidence
+
+    known = {  # from the papers and model cards, not from our reading of the code
+        ("BertConfig", "bert"): {"learned"},
+        ("GPT2Config", "gpt2"): {"learned"},
+        ("T5Config", "t5"): {"relative bias"},
+        ("LlamaConfig", "llama"): {"rope"},
+        ("FalconConfig", "falcon"): {"rope"},  # ALiBi only when its config flag says so
+        ("BloomConfig", "bloom"): {"alibi"},
+        ("MptConfig", "mpt"): {"alibi"},
+        ("Llama4TextConfig", "llama4"): {"rope", "nope"},
+    }
+    for where, kinds in known.items():
+        assert set(position_evidence(*where)) == kinds, where

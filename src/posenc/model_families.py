@@ -9,6 +9,11 @@ code path), base θ, the rotated fraction of each head, the pair layout (``rotat
 halves, on adjacent pairs, or complex numbers), M-RoPE sections, NoPE layers. Defaults are
 the config class's; a released checkpoint's config.json may override them (Llama 3 ships
 θ = 500 000, Mistral v0.2 θ = 1 000 000).
+
+:func:`position_evidence` answers a narrower question for any model, RoPE or not: which kinds
+of position its code uses (a learned table, T5 buckets, RoPE, ALiBi, NoPE layers), each with
+the line that shows it; the headline table (``posenc.course.headline``) checks its "used by"
+column with it.
 """
 
 from __future__ import annotations
