@@ -1,15 +1,14 @@
-"""Notebook 09: the bank's size and links, the quiz without a front end, the generated table,
-and the drills' graders."""
+"""Notebook 09: the bank's size and links, the quiz without a front end, and the drills'
+graders (the generated table is tested in test_headline.py)."""
 
-import json
 import shutil
 
 import pytest
-from conftest import ROOT, SOLUTIONS
+from conftest import SOLUTIONS
 from grader_helpers import assert_rejected
 from solution_code import solution_namespace
 
-from posenc.course.interview import Quiz, broken_links, headline_table, load_bank
+from posenc.course.interview import Quiz, broken_links, load_bank
 
 NB = SOLUTIONS / "09_interview_drill.ipynb"
 
@@ -62,18 +61,6 @@ def test_quiz_without_a_front_end():
         quiz.mark(True)
     with pytest.raises(ValueError, match="topic"):
         Quiz(bank, topic="astrology").next_question()
-
-
-def test_headline_table_follows_the_results_files(tmp_path):
-    for name in ("extrapolation_full.json", "bench_cpu.json"):
-        shutil.copy(ROOT / "results" / name, tmp_path)
-    before = headline_table(tmp_path)
-    assert "alibi" in before and "cannot run" in before
-    data = json.loads((tmp_path / "extrapolation_full.json").read_text())
-    data["ppl"]["alibi"]["256"] = 123.456
-    (tmp_path / "extrapolation_full.json").write_text(json.dumps(data))
-    after = headline_table(tmp_path)
-    assert after != before and "123.46" in after
 
 
 def test_drills_use_the_course_graders():

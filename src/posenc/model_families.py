@@ -9,6 +9,11 @@ code path), base θ, the rotated fraction of each head, the pair layout (``rotat
 halves, on adjacent pairs, or complex numbers), M-RoPE sections, NoPE layers. Defaults are
 the config class's; a released checkpoint's config.json may override them (Llama 3 ships
 θ = 500 000, Mistral v0.2 θ = 1 000 000).
+
+:func:`position_evidence` answers a narrower question for any model, RoPE or not: which kinds
+of position its code uses (a learned table, T5 buckets, RoPE, ALiBi, NoPE layers), each with
+the line that shows it; the headline table (``posenc.course.headline``) checks its "used by"
+column with it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -105,6 +111,88 @@ def format_table(rows: dict[str, dict]) -> str:
         cells = ["—" if row[c] in (None, "") else str(row[c]) for c in COLUMNS]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# --- which kind of position each model uses, with the line of code that shows it -------------
+
+# ``self.wpe = nn.Embedding(config.max_position_embeddings, …)``: a learned absolute table
+LEARNED_TABLE = re.compile(
+    r"self\.(\w+)\s*=\s*nn\.Embedding\(\s*config\.(max_position_embeddings|n_positions)\b"
+)
+BUCKET_TABLE = re.compile(r"self\.(relative_attention_bias)\s*=\s*nn\.Embedding\(")
+
+
+def _owner(source: str, at: int) -> str:
+    """The name of the class whose body holds ``source[at]``."""
+    return re.findall(r"^class (\w+)", source[:at], re.M)[-1]
+
+
+def _learned(config, module, source: str) -> str | None:
+    match = LEARNED_TABLE.search(source)
+    if match is None:
+        return None
+    attr, field = match.groups()
+    rows = getattr(config, field)
+    return f"{_owner(source, match.start())}.{attr} = nn.Embedding({field} = {rows}, …)"
+
+
+def _bucket_bias(config, module, source: str) -> str | None:
+    match = BUCKET_TABLE.search(source)
+    if match is None:
+        return None
+    buckets = config.relative_attention_num_buckets
+    return f"{_owner(source, match.start())}.relative_attention_bias: {buckets} buckets × heads"
+
+
+def _rope(config, module, source: str) -> str | None:
+    params = getattr(config, "rope_parameters", None)
+    rotary = [name for name, _ in inspect.getmembers(module, inspect.isfunction)]
+    rotary = [name for name in rotary if "rotary" in name]
+    if not params or not rotary or _alibi(config, module):
+        return None
+    part = params.get("partial_rotary_factor", 1.0)
+    share = f", {part:.0%} of each head" if part != 1.0 else ""
+    return f"rope_parameters θ = {params['rope_theta']:g}{share}; {rotary[0]}"
+
+
+def _alibi_code(config, module, source: str) -> str | None:
+    if not _alibi(config, module):
+        return None
+    attn = getattr(config, "attn_config", None)
+    if attn is not None and getattr(attn, "alibi", None):
+        return f"{type(attn).__name__}.alibi = True"
+    builders = [name for name, _ in inspect.getmembers(module, inspect.isfunction)]
+    return ", ".join(name for name in builders if "alibi" in name) + "; no rope_parameters"
+
+
+def _nope_layers(config, module, source: str) -> str | None:
+    layers = getattr(config, "no_rope_layers", None)
+    if not layers:
+        return None
+    return f"no_rope_layers: NoPE in {sum(1 for x in layers if not x)} of {len(layers)} layers"
+
+
+# kind → probe(config, module, source) → the evidence, or None when the model does not use it
+POSITION_PROBES = {
+    "learned": _learned,
+    "relative bias": _bucket_bias,
+    "rope": _rope,
+    "alibi": _alibi_code,
+    "nope": _nope_layers,
+}
+
+
+def position_evidence(config_name: str, module_name: str) -> dict[str, str]:
+    """{kind: evidence} for each position kind the model's code uses, read from its config
+    class defaults and modeling source: e.g. ``{"learned": "BertEmbeddings.position_embeddings
+    = nn.Embedding(max_position_embeddings = 512, …)"}``."""
+    import transformers
+
+    config = getattr(transformers, config_name)()
+    module = importlib.import_module(f"transformers.models.{module_name}.modeling_{module_name}")
+    source = inspect.getsource(module)
+    found = {kind: probe(config, module, source) for kind, probe in POSITION_PROBES.items()}
+    return {kind: f"{config_name}: {text}" for kind, text in found.items() if text}
 
 
 def main(argv: list[str] | None = None) -> int:

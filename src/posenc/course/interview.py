@@ -1,5 +1,5 @@
 """Notebook 09's machinery: the question bank read from the notebook itself, a quiz that works
-with or without a front end, and the headline table built from the stored results.
+with or without a front end. The headline table is in :mod:`posenc.course.headline`.
 
 The bank's single source is notebook 09's Markdown: under each ``### Topic`` heading, every
 ``<details><summary>question</summary> answer </details>`` block is one question.
@@ -7,7 +7,6 @@ The bank's single source is notebook 09's Markdown: under each ``### Topic`` hea
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass, field
@@ -165,49 +164,3 @@ def quiz_widget(bank: list[Question], seed: int = 0):
     buttons["I knew it"].on_click(on_mark(True))
     buttons["I did not"].on_click(on_mark(False))
     return widgets.VBox([widgets.HBox([topic, *buttons.values()]), score, out])
-
-
-CLAIMS = {  # the seed's headline table, in its own words (Chinese) with English
-    "learned": ("绝对 absolute", "差 poor", "高 high", "早期Transformer (BERT, GPT-2)"),
-    "sinusoidal": ("绝对 absolute", "中 medium", "高 high", "原始Transformer"),
-    "rope": ("相对 relative", "好 good", "中 medium", "LLaMA, Qwen"),
-    "alibi": ("相对 relative", "极好 excellent", "高 high", "BLOOM, MPT"),
-}
-
-
-def headline_table(results: str | Path) -> str:
-    """The headline table as Markdown, claims beside the measured figures read from
-    ``results/extrapolation_full.json`` and ``results/bench_cpu.json``."""
-    folder = Path(results)
-    ext = json.loads((folder / "extrapolation_full.json").read_text())
-    bench = json.loads((folder / "bench_cpu.json").read_text())
-    L, long = str(ext["train_len"]), str(8 * ext["train_len"])
-    layer = bench["summary"]["layer_time_vs_nope"]
-    extra = bench["summary"].get("layer_extra_bytes_vs_nope", {})
-    rows = [
-        "| method | type | extrapolation (claimed) | ppl at L → 8L (measured) | efficiency "
-        "(claimed) | layer time / NoPE (measured) | used by (claimed) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for scheme, (kind, extrap, eff, users) in CLAIMS.items():
-        ppl = ext["ppl"][scheme]
-        at_long = ppl[long]
-        if at_long is None:
-            clamped = ext["ppl"].get("learned_clamped", {}).get(long)
-            measured = f"{ppl[L]:.2f} → cannot run" + (
-                f" (clamped: {clamped:.2f})" if clamped is not None else ""
-            )
-        else:
-            measured = f"{ppl[L]:.2f} → {at_long:.2f} (×{at_long / ppl[L]:.2f})"
-        memory = f", +{extra[scheme] / 2**20:,.0f} MiB" if scheme in extra else ""
-        rows.append(
-            f"| {scheme} | {kind} | {extrap} | {measured} | {eff} | "
-            f"{layer[scheme]:.2f}×{memory} | {users} |"
-        )
-    rows.append("")
-    rows.append(
-        f"Measured: perplexity per byte of a tiny byte-level LM trained at L = {L} "
-        f"({ext['machine']}); one attention layer at {bench['summary']['layer_seq']} "
-        f"tokens, forward + backward ({bench['machine']}, {bench['dtype']})."
-    )
-    return "\n".join(rows)
