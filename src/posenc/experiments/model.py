@@ -139,8 +139,16 @@ def with_scheme(model: TinyLM, scheme: PositionScheme) -> TinyLM:
 
 def with_rope_scaling(model: TinyLM, scaling: RopeScaling) -> TinyLM:
     """A copy of a trained RoPE model whose rotary embedding follows a Hugging Face
-    ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings."""
+    ``rope_scaling`` dict; its trained length cfg.max_len is max_position_embeddings and its
+    trained base cfg.rope_base is the base (a ``rope_theta`` in the dict must agree)."""
     cfg = model.cfg
     head_dim = cfg.d_model // cfg.n_heads
-    rope = rotary_embedding(head_dim, scaling, max_position_embeddings=cfg.max_len)
+    theta = scaling.get("rope_theta", cfg.rope_base)
+    if theta != cfg.rope_base:
+        raise ValueError(
+            f"scaling's rope_theta {theta!r} != the model's rope_base {cfg.rope_base!r}"
+        )
+    rope = rotary_embedding(
+        head_dim, scaling, base=cfg.rope_base, max_position_embeddings=cfg.max_len
+    )
     return with_scheme(model, rope)
