@@ -17,6 +17,7 @@ from posenc.experiments.extrapolation import (
     main,
     merge_results,
     perplexity_from_losses,
+    plot_context_use,
     position_buckets,
     position_losses,
     run_study,
@@ -24,6 +25,7 @@ from posenc.experiments.extrapolation import (
 )
 from posenc.experiments.model import SCHEMES, ModelConfig, TinyLM
 from posenc.experiments.spread import TIE, lower, mean_pm, spread
+from posenc.experiments.styles import STYLES
 
 
 def test_corpus_split_by_file_and_hashed(text_folder):
@@ -145,6 +147,11 @@ def test_study_results_keys_and_cli(text_folder, tmp_path):
         ]
         assert u["gain"]["per_seed"] == pytest.approx(gains)
     assert c["rows"]["rope_pi"]["window_L"] == c["rows"]["rope"]["window_L"]  # the same model
+    fig = plot_context_use(r)
+    colours = {ln.get_label(): ln.get_color() for ln in fig.axes[0].get_lines()}
+    assert (
+        colours["alibi"] == STYLES["alibi"]["color"] and colours["rope"] == STYLES["rope"]["color"]
+    )
     out = tmp_path / "out"
     assert (
         main(
