@@ -385,6 +385,12 @@ def n_seeds(results: dict) -> int:
     return len(results["settings"]["seeds"])
 
 
+def over_seeds(results: dict) -> str:
+    """The seeds a table summarises: mean ± sd over n seeds, or one seed."""
+    n = n_seeds(results)
+    return f"mean ± sd over {n} seeds" if n > 1 else "one seed"
+
+
 def seeds_note(results: dict) -> str:
     """What a plot's lines and bands are, e.g. "mean of 3 seeds, band = min–max"."""
     if "settings" not in results:
@@ -459,7 +465,7 @@ def plot_position_loss(results: dict, length: int | None = None):
 def format_table(results: dict) -> str:
     """Perplexity per row and length: mean ± sample sd over the seeds."""
     lens = [str(E) for E in results["eval_lens"]]
-    lines = [f"perplexity per byte, mean ± sd over {n_seeds(results)} seeds"]
+    lines = [f"perplexity per byte, {over_seeds(results)}"]
     lines.append("scheme".ljust(16) + "".join(f"ppl@{E}".rjust(16) for E in lens))
     for row, by_len in results["ppl"].items():
         spreads = results["ppl_spread"][row]
@@ -518,8 +524,7 @@ def format_context_use(results: dict) -> str:
     c = results["context_use"]
     lo, hi = c["positions"]
     lines = [
-        f"loss (nats per byte) of the tokens at positions {lo}–{hi}, mean ± sd over "
-        f"{n_seeds(results)} seeds",
+        f"loss (nats per byte) of the tokens at positions {lo}–{hi}, {over_seeds(results)}",
         "scheme".ljust(16)
         + f"{c['long_window']}-byte window".rjust(17)
         + f"last {c['short_window']} bytes".rjust(17)
