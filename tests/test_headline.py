@@ -15,6 +15,7 @@ from posenc.course.headline import (
     USED_BY_FILE,
     Spread,
     classify,
+    context_note,
     efficiency_grade,
     efficiency_verdict,
     extrapolation_grades,
@@ -217,3 +218,14 @@ def test_position_evidence_finds_what_each_model_is_known_to_use():
     }
     for where, kinds in known.items():
         assert set(position_evidence(*where)) == kinds, where
+
+
+def test_context_note_says_yes_only_when_every_seed_gains():
+    def ext(lo, hi):
+        gain = {"mean": (lo + hi) / 2, "sd": 0.1, "min": lo, "max": hi}
+        return {"context_use": {"rows": {"alibi": {"gain": gain}}}}
+
+    assert "uses context beyond L: yes" in context_note(ext(0.01, 0.2), "alibi")
+    assert "uses context beyond L: no" in context_note(ext(-0.01, 0.2), "alibi")
+    assert context_note(ext(0.01, 0.2), "rope") == ""
+    assert context_note({}, "alibi") == ""

@@ -336,6 +336,16 @@ def type_cell(name: str, claim: Claim) -> str:
     return f"{_claimed(ZH[claim.type], claim.course)} → {ZH[kind]} ({how}): **{word}**"
 
 
+def context_note(ext: dict, name: str) -> str:
+    """Whether the tokens at 4L–8L gain from their whole 8L window over the last L bytes alone
+    (``context_use`` of the study; empty when the file has none)."""
+    gain = ext.get("context_use", {}).get("rows", {}).get(name, {}).get("gain")
+    if gain is None:
+        return ""
+    used = "yes" if gain["min"] > 0 else "no"
+    return f"; uses context beyond L: {used}, {gain['mean']:+.3f} nats/byte from the 8L window"
+
+
 def extrapolation_cell(name: str, claim: Claim, ext: dict) -> str:
     L = ext["train_len"]
     at_l, at_8l = ppl_cell(ext, name, L), ppl_cell(ext, name, 8 * L)
@@ -349,6 +359,7 @@ def extrapolation_cell(name: str, claim: Claim, ext: dict) -> str:
         figure = f"ppl {at_l} at L → {at_8l} at 8L, ×{at_8l.mean / at_l.mean:.2f}"
         if f"{name}_ntk" in ext["ppl"]:
             figure += f"; NTK-scaled, {ppl_cell(ext, f'{name}_ntk', 8 * L)}"
+        figure += context_note(ext, name)
     if name == "nope":
         return f"{claimed} → the yardstick ({figure})"
     nope = ppl_cell(ext, "nope", L), ppl_cell(ext, "nope", 8 * L)
@@ -416,7 +427,10 @@ the seed table; their claims are the course's own.
   L), 好 good if it rises by no larger a factor than NoPE's, 中 medium if by more but still
   below NoPE's perplexity at 8L, 差 poor if above it or unable to run past L. Where the seeds'
   ranges (min–max) overlap, each grade they allow is listed; the verdict *agrees* when the
-  claim is the only one, *partly* when it is one of them, *disagrees* otherwise.
+  claim is the only one, *partly* when it is one of them, *disagrees* otherwise. A flat
+  perplexity does not mean the model uses the longer context: "uses context beyond L" compares
+  the loss of the tokens at 4L–8L inside their 8L window with their loss given only the last
+  L bytes ("yes" only if every seed gains).
 - **Efficiency**: time of one causal attention layer (d_model 512, 8 heads, forward +
   backward, {bench["summary"]["layer_seq"]} tokens) ÷ the same layer with no positions; for
   T5 and ALiBi also the attention kernel with the bias computed inside it (flex_attention) ÷
