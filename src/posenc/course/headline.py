@@ -423,14 +423,14 @@ the seed table; their claims are the course's own.
   absolute positions, yet the score q·k is relative; sinusoidal vectors are added to the
   embeddings, and the cross terms content × position are not shift-invariant.
 - **Extrapolation**: perplexity per byte at L = {L} and at 8L = {8 * L} (mean ± sd over
-  {len(seeds) or "the"} seeds), judged against NoPE: 极好 excellent if flat (8L no higher than
-  L), 好 good if it rises by no larger a factor than NoPE's, 中 medium if by more but still
-  below NoPE's perplexity at 8L, 差 poor if above it or unable to run past L. Where the seeds'
-  ranges (min–max) overlap, each grade they allow is listed; the verdict *agrees* when the
-  claim is the only one, *partly* when it is one of them, *disagrees* otherwise. A flat
-  perplexity does not mean the model uses the longer context: "uses context beyond L" compares
-  the loss of the tokens at 4L–8L inside their 8L window with their loss given only the last
-  L bytes ("yes" only if every seed gains).
+  {len(seeds) or "the"} seeds), judged against NoPE: 极好 excellent if flat (the 8L range reaches
+  down to the L range), 好 good if it rises by no larger a factor than NoPE's, 中 medium if by
+  more but still below NoPE's perplexity at 8L, 差 poor if above it or unable to run past L.
+  Where the seeds' ranges (min–max) overlap, each grade they allow is listed; the verdict
+  *agrees* when the claim is the only one, *partly* when it is one of them, *disagrees*
+  otherwise. A flat perplexity does not mean the model uses the longer context: "uses context
+  beyond L" compares the loss of the tokens at 4L–8L inside their 8L window with their loss
+  given only the last L bytes ("yes" only if every seed gains).
 - **Efficiency**: time of one causal attention layer (d_model 512, 8 heads, forward +
   backward, {bench["summary"]["layer_seq"]} tokens) ÷ the same layer with no positions; for
   T5 and ALiBi also the attention kernel with the bias computed inside it (flex_attention) ÷
@@ -440,7 +440,8 @@ the seed table; their claims are the course's own.
   transformers {used_by["transformers_version"]} (✓: the claimed scheme is in its code); the
   original Transformer from its paper. ChatGLM is read from transformers' GLM port
   (GlmConfig) and Qwen from Qwen2Config: the first ChatGLM and Qwen ship their own code.
-  All named models ✓: *agrees*; some: *partly*.
+  All named models ✓: *agrees*; some: *partly*. The θ shown is the config class's default;
+  released checkpoints may override it (Llama 3: 500 000, Qwen2: 1 000 000).
 
 Measured: extrapolation in `results/extrapolation_full.json` (a {settings.get("d_model")}-wide,
 {settings.get("n_layers")}-layer byte-level LM trained at L = {L} on the Python standard
