@@ -225,7 +225,7 @@ def test_context_note_says_yes_only_when_every_seed_gains():
         gain = {"mean": (lo + hi) / 2, "sd": 0.1, "min": lo, "max": hi}
         return {"context_use": {"rows": {"alibi": {"gain": gain}}}}
 
-    assert "uses context beyond L: yes" in context_note(ext(0.01, 0.2), "alibi")
-    assert "uses context beyond L: no" in context_note(ext(-0.01, 0.2), "alibi")
+    assert "gains from context beyond L: yes" in context_note(ext(0.01, 0.2), "alibi")
+    assert "gains from context beyond L: no" in context_note(ext(-0.01, 0.2), "alibi")
     assert context_note(ext(0.01, 0.2), "rope") == ""
     assert context_note({}, "alibi") == ""

@@ -343,7 +343,7 @@ def context_note(ext: dict, name: str) -> str:
     if gain is None:
         return ""
     used = "yes" if gain["min"] > 0 else "no"
-    return f"; uses context beyond L: {used}, {gain['mean']:+.3f} nats/byte from the 8L window"
+    return f"; gains from context beyond L: {used}, {gain['mean']:+.3f} nats/byte in the 8L window"
 
 
 def extrapolation_cell(name: str, claim: Claim, ext: dict) -> str:
@@ -428,7 +428,7 @@ the seed table; their claims are the course's own.
   more but still below NoPE's perplexity at 8L, 差 poor if above it or unable to run past L.
   Where the seeds' ranges (min–max) overlap, each grade they allow is listed; the verdict
   *agrees* when the claim is the only one, *partly* when it is one of them, *disagrees*
-  otherwise. A flat perplexity does not mean the model uses the longer context: "uses context
+  otherwise. A flat perplexity does not mean the longer context helps: "gains from context
   beyond L" compares the loss of the tokens at 4L–8L inside their 8L window with their loss
   given only the last L bytes ("yes" only if every seed gains).
 - **Efficiency**: time of one causal attention layer (d_model 512, 8 heads, forward +
